@@ -1,0 +1,128 @@
+"""The pxkit exception tree and the transient/permanent classification.
+
+::
+
+    PxError
+    ├── ConfigError                 missing or malformed configuration / credentials
+    ├── InputError (ValueError)     bad input caught before anything reaches the wire
+    ├── ProtocolError               a payload that does not match the gateway protocol
+    ├── TransportError              the request may not have been processed (transient)
+    │   ├── ConnectionLostError     connection refused / reset / dropped
+    │   ├── RequestTimeoutError     no answer in time
+    │   ├── RateLimitError          HTTP 429 (carries retry_after)
+    │   └── ServerError             HTTP 408 / 5xx
+    ├── CircuitOpenError            calls fail fast while the breaker is open
+    ├── AuthenticationError         login refused, or 401 after a fresh login
+    └── GatewayError                HTTP 200 with success:false (carries endpoint, error_code)
+        ├── AccountNotFoundError
+        ├── ContractNotFoundError
+        ├── OrderNotFoundError
+        ├── PositionNotFoundError
+        ├── OrderRejectedError
+        ├── InsufficientFundsError
+        └── InvalidRequestError     HTTP 400 (a required field is missing)
+
+Messages name what failed (endpoint, error code, contract) and never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class PxError(Exception):
+    """Base class of every pxkit error."""
+
+
+class ConfigError(PxError):
+    """Configuration is missing or malformed (e.g. no credentials for the real gateway)."""
+
+
+class InputError(PxError, ValueError):
+    """Input rejected before it reached the wire (unknown symbol, size <= 0, price off the tick grid...)."""
+
+
+class ProtocolError(PxError):
+    """A payload does not match the gateway protocol."""
+
+
+class TransportError(PxError):
+    """The request failed in transport; it may or may not have reached the server."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection was refused, reset or dropped."""
+
+
+class RequestTimeoutError(TransportError):
+    """No answer arrived in time."""
+
+
+class RateLimitError(TransportError):
+    """The server answered HTTP 429."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(TransportError):
+    """The server answered HTTP 408 or 5xx."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CircuitOpenError(PxError):
+    """The circuit breaker is open: the call was not attempted."""
+
+
+class AuthenticationError(PxError):
+    """Login was refused, or a request stayed unauthorised after a fresh login."""
+
+    def __init__(self, message: str, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class GatewayError(PxError):
+    """The gateway answered `success: false` with an errorCode."""
+
+    def __init__(self, endpoint: str, error_code: int, message: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.error_code = error_code
+        self.gateway_message = message
+        text = f"{endpoint} failed with errorCode {error_code}"
+        super().__init__(f"{text}: {message}" if message else text)
+
+
+class AccountNotFoundError(GatewayError):
+    """The account does not exist or is not visible to this user."""
+
+
+class ContractNotFoundError(GatewayError):
+    """The contract or symbol is unknown."""
+
+
+class OrderNotFoundError(GatewayError):
+    """The order does not exist (or is no longer working)."""
+
+
+class PositionNotFoundError(GatewayError):
+    """There is no open position in that contract."""
+
+
+class OrderRejectedError(GatewayError):
+    """The gateway rejected the order."""
+
+
+class InsufficientFundsError(GatewayError):
+    """The account cannot afford the order."""
+
+
+class InvalidRequestError(GatewayError):
+    """HTTP 400: the request body lacks a required field."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same call later may succeed."""
+    return isinstance(exc, TransportError)

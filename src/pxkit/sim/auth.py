@@ -1,0 +1,71 @@
+"""Session tokens of the simulated gateway: HS256 JWTs with a wall-clock `exp`, revocable in bulk."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The one user the simulator knows."""
+
+    user_name: str = "demo"
+    api_key: str = "demo"
+
+    def __repr__(self) -> str:
+        return f"Credentials(user_name={self.user_name!r}, api_key=***)"
+
+
+class TokenIssuer:
+    """Issues and checks tokens; `expire_all` makes every token issued so far invalid at once."""
+
+    def __init__(self, secret: bytes, ttl_seconds: float = 86_400.0) -> None:
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+        self._serial = 0
+        self._valid_from_serial = 0
+
+    def issue(self, user_name: str) -> str:
+        self._serial += 1
+        now = time.time()
+        header = {"alg": "HS256", "typ": "JWT"}
+        claims = {
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name": user_name,
+            "jti": str(self._serial),
+            "iat": int(now),
+            "exp": int(now + self.ttl_seconds),
+        }
+        signing = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        signature = hmac.new(self._secret, signing.encode(), hashlib.sha256).digest()
+        return f"{signing}.{_b64(signature)}"
+
+    def check(self, token: str | None) -> bool:
+        """True for a well-signed, unexpired token that was not revoked."""
+        if not token:
+            return False
+        try:
+            head, body, signature = token.split(".")
+            expected = hmac.new(self._secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+            if not hmac.compare_digest(expected, _unb64(signature)):
+                return False
+            claims = json.loads(_unb64(body))
+        except (ValueError, json.JSONDecodeError):
+            return False
+        return claims.get("exp", 0) > time.time() and int(claims.get("jti", 0)) > self._valid_from_serial
+
+    def expire_all(self) -> None:
+        """Every token issued up to now stops working (as if it had expired)."""
+        self._valid_from_serial = self._serial

@@ -1,0 +1,247 @@
+"""Seeded, random-access price path of one product: day opens -> minute bars -> trade ticks.
+
+Every level is derived from the one above with its own seeded generator, so any past window can be
+rebuilt on demand and always agrees with what was streamed: the ticks of a minute hit exactly that
+minute's open, high, low, close and volume. Prices are integers in ticks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+import numpy as np
+
+from ..enums import BarUnit, TradeType
+from .instruments import ProductSpec
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(2020, 1, 6, tzinfo=UTC)  # a Monday; the path starts here
+EPOCH_US = int(EPOCH.timestamp() * 1_000_000)
+MINUTE_US = 60_000_000
+DAY_MINUTES = 1440
+_MAX_DAYS = 8192
+_UNIT_SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600, BarUnit.DAY: 86400, BarUnit.WEEK: 604800}
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the Unix epoch (naive values are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _UNIX) // timedelta(microseconds=1)
+
+
+def from_us(value: int) -> datetime:
+    """UTC datetime from microseconds since the Unix epoch."""
+    return _UNIX + timedelta(microseconds=int(value))
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteBars:
+    """One UTC day of minute bars (1440 rows, prices in ticks)."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    count: np.ndarray  # trades in the minute
+
+
+@dataclass(frozen=True, slots=True)
+class Ticks:
+    """Trade ticks: times (us since the Unix epoch), prices (ticks), sizes and aggressor sides."""
+
+    time: np.ndarray
+    price: np.ndarray
+    size: np.ndarray
+    side: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+@dataclass(frozen=True, slots=True)
+class BarArrays:
+    """Aggregated bars, ascending: bucket start (us) and OHLCV (prices in ticks)."""
+
+    start: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+class PricePath:
+    """The seeded path of one product; pure and deterministic for (seed, product index, trade rate)."""
+
+    def __init__(self, spec: ProductSpec, seed: int, index: int, trades_per_minute: float) -> None:
+        self.spec = spec
+        self._key = (int(seed) & 0xFFFFFFFF, index)
+        self.trades_per_minute = float(trades_per_minute)
+        base = spec.base_price / spec.tick_size
+        self._minute_sigma = spec.daily_vol * base / math.sqrt(DAY_MINUTES)
+        rng = np.random.default_rng([*self._key, 0])
+        log_dev = np.empty(_MAX_DAYS)
+        log_dev[0] = rng.normal(0.0, spec.daily_vol * 3)
+        shocks = rng.normal(0.0, spec.daily_vol, _MAX_DAYS)
+        for day in range(1, _MAX_DAYS):  # mean-reverting around the base price
+            log_dev[day] = 0.985 * log_dev[day - 1] + shocks[day]
+        self._day_open = np.rint(base * np.exp(log_dev)).astype(np.int64)
+        self.minutes = lru_cache(maxsize=256)(self._minutes)
+        self.ticks_of_minute = lru_cache(maxsize=2048)(self._ticks_of_minute)
+
+    # ------------------------------------------------------------------ generation
+
+    def day_open(self, day: int) -> int:
+        return int(self._day_open[day])
+
+    def _minutes(self, day: int) -> MinuteBars:
+        rng = np.random.default_rng([*self._key, 1, day])
+        count = rng.poisson(self.trades_per_minute, DAY_MINUTES) + 4
+        volume = count + rng.poisson(0.6 * count)
+        start, target = self.day_open(day), self.day_open(day + 1)
+        walk = np.cumsum(rng.normal(0.0, self._minute_sigma, DAY_MINUTES))
+        walk -= np.arange(1, DAY_MINUTES + 1) / DAY_MINUTES * (walk[-1] - (target - start))
+        close = start + np.rint(walk).astype(np.int64)
+        close[-1] = target
+        open_ = np.concatenate(([start], close[:-1]))
+        wick_up = np.rint(np.abs(rng.normal(0.0, 0.6 * self._minute_sigma, DAY_MINUTES))).astype(np.int64)
+        wick_down = np.rint(np.abs(rng.normal(0.0, 0.6 * self._minute_sigma, DAY_MINUTES))).astype(np.int64)
+        high = np.maximum(open_, close) + wick_up
+        low = np.maximum(np.minimum(open_, close) - wick_down, 1)
+        return MinuteBars(open_, high, low, close, volume, count)
+
+    def _ticks_of_minute(self, minute: int) -> Ticks:
+        day, row = divmod(minute, DAY_MINUTES)
+        bars = self.minutes(day)
+        n = int(bars.count[row])
+        o, h, lo, c = (int(a[row]) for a in (bars.open, bars.high, bars.low, bars.close))
+        rng = np.random.default_rng([*self._key, 2, minute])
+        offsets = np.sort(rng.integers(0, MINUTE_US, n))
+        offsets[0] = 0
+        first, second = np.sort(rng.choice(np.arange(1, n - 1), 2, replace=False))
+        anchors = [(0, o), (int(first), h), (int(second), lo), (n - 1, c)]
+        if rng.random() < 0.5:
+            anchors[1], anchors[2] = (int(first), lo), (int(second), h)
+        price = np.empty(n, dtype=np.int64)
+        sigma = max(1.0, (h - lo) / math.sqrt(n))
+        for (i_a, p_a), (i_b, p_b) in zip(anchors, anchors[1:], strict=False):
+            steps = i_b - i_a
+            walk = np.cumsum(rng.normal(0.0, sigma, steps))
+            walk -= np.arange(1, steps + 1) / steps * (walk[-1] - (p_b - p_a))
+            price[i_a] = p_a
+            price[i_a + 1 : i_b + 1] = p_a + np.rint(walk).astype(np.int64)
+            price[i_b] = p_b
+        np.clip(price, lo, h, out=price)
+        size = 1 + rng.multinomial(int(bars.volume[row]) - n, np.full(n, 1.0 / n))
+        previous = np.concatenate(([o], price[:-1]))
+        flip = rng.integers(0, 2, n)
+        side = np.where(price > previous, TradeType.BUY, np.where(price < previous, TradeType.SELL, flip))
+        time = EPOCH_US + minute * MINUTE_US + offsets
+        return Ticks(time, price, size.astype(np.int64), side.astype(np.int8))
+
+    # ------------------------------------------------------------------ queries
+
+    @staticmethod
+    def minute_index(t_us: int) -> int:
+        return (t_us - EPOCH_US) // MINUTE_US
+
+    def ticks_between(self, after_us: int, until_us: int) -> Ticks:
+        """All ticks with after_us < time <= until_us."""
+        first = max(self.minute_index(after_us), 0)
+        last = self.minute_index(until_us)
+        parts = [self.ticks_of_minute(m) for m in range(first, last + 1)]
+        if not parts:
+            return Ticks(*(np.empty(0, dtype=np.int64) for _ in range(3)), np.empty(0, dtype=np.int8))
+        time = np.concatenate([p.time for p in parts])
+        lo, hi = np.searchsorted(time, after_us, "right"), np.searchsorted(time, until_us, "right")
+        return Ticks(
+            time[lo:hi],
+            np.concatenate([p.price for p in parts])[lo:hi],
+            np.concatenate([p.size for p in parts])[lo:hi],
+            np.concatenate([p.side for p in parts])[lo:hi],
+        )
+
+    def last_tick_at(self, t_us: int) -> tuple[int, int]:
+        """(price in ticks, aggressor side) of the last trade at or before t_us."""
+        minute = self.minute_index(t_us)
+        ticks = self.ticks_of_minute(minute)
+        i = int(np.searchsorted(ticks.time, t_us, "right")) - 1
+        if i >= 0:
+            return int(ticks.price[i]), int(ticks.side[i])
+        prev = self.ticks_of_minute(minute - 1)
+        return int(prev.price[-1]), int(prev.side[-1])
+
+    def session_stats(self, t_us: int) -> tuple[int, int, int, int]:
+        """(open, high, low, volume) of the UTC day up to and including t_us."""
+        minute = self.minute_index(t_us)
+        day, row = divmod(minute, DAY_MINUTES)
+        bars = self.minutes(day)
+        partial = self.ticks_between(EPOCH_US + minute * MINUTE_US - 1, t_us)
+        highs = [int(bars.high[:row].max())] if row else []
+        lows = [int(bars.low[:row].min())] if row else []
+        if len(partial):
+            highs.append(int(partial.price.max()))
+            lows.append(int(partial.price.min()))
+        volume = int(bars.volume[:row].sum()) + int(partial.size.sum())
+        high = max(highs) if highs else int(bars.open[0])
+        low = min(lows) if lows else int(bars.open[0])
+        return int(bars.open[0]), high, low, volume
+
+    def bars(self, start_us: int, end_us: int, now_us: int, unit: BarUnit, unit_number: int) -> BarArrays:
+        """Bars whose bucket starts in [start_us, end_us), built from data up to now_us, ascending."""
+        until = min(end_us, now_us)
+        if unit is BarUnit.SECOND:
+            src = self.ticks_between(max(start_us, EPOCH_US) - 1, until)
+            times, o, h, lo, c, v = src.time, src.price, src.price, src.price, src.price, src.size
+        else:
+            times, o, h, lo, c, v = self._minute_rows(start_us, until)
+        buckets = bucket_starts(times, unit, unit_number)
+        keep = (buckets >= start_us) & (buckets < end_us)
+        times, buckets, o, h, lo, c, v = (a[keep] for a in (times, buckets, o, h, lo, c, v))
+        if not len(times):
+            empty = np.empty(0, dtype=np.int64)
+            return BarArrays(empty, empty, empty, empty, empty, empty)
+        edges = np.flatnonzero(np.diff(buckets)) + 1
+        firsts = np.concatenate(([0], edges))
+        lasts = np.concatenate((edges - 1, [len(buckets) - 1]))
+        return BarArrays(
+            buckets[firsts], o[firsts], np.maximum.reduceat(h, firsts), np.minimum.reduceat(lo, firsts),
+            c[lasts], np.add.reduceat(v, firsts),
+        )
+
+    def _minute_rows(self, start_us: int, until_us: int) -> tuple[np.ndarray, ...]:
+        """Minute bars from start_us's day up to until_us; the minute in progress is built from ticks."""
+        first_min = max(self.minute_index(start_us), 0)
+        last_min = self.minute_index(until_us)  # the minute containing `until`, possibly in progress
+        cols: list[list[np.ndarray]] = [[] for _ in range(6)]
+        for day in range(first_min // DAY_MINUTES, last_min // DAY_MINUTES + 1):
+            bars = self.minutes(day)
+            lo = max(first_min - day * DAY_MINUTES, 0)
+            hi = min(last_min - day * DAY_MINUTES, DAY_MINUTES)
+            minutes = np.arange(day * DAY_MINUTES + lo, day * DAY_MINUTES + hi)
+            for col, arr in zip(cols, (EPOCH_US + minutes * MINUTE_US, bars.open[lo:hi], bars.high[lo:hi],
+                                        bars.low[lo:hi], bars.close[lo:hi], bars.volume[lo:hi]), strict=True):
+                col.append(arr)
+        partial = self.ticks_between(EPOCH_US + last_min * MINUTE_US - 1, until_us)
+        if len(partial) and last_min >= first_min:
+            row = (EPOCH_US + last_min * MINUTE_US, partial.price[0], partial.price.max(), partial.price.min(),
+                   partial.price[-1], partial.size.sum())
+            for col, value in zip(cols, row, strict=True):
+                col.append(np.array([value], dtype=np.int64))
+        return tuple(np.concatenate(col) if col else np.empty(0, dtype=np.int64) for col in cols)
+
+
+def bucket_starts(times_us: np.ndarray, unit: BarUnit, unit_number: int) -> np.ndarray:
+    """Start (us) of the aligned bucket each time falls in."""
+    if unit is BarUnit.MONTH:
+        months = times_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+        months -= months % unit_number
+        return months.astype("datetime64[M]").astype("datetime64[us]").astype(np.int64)
+    width = _UNIT_SECONDS[unit] * unit_number * 1_000_000
+    origin = EPOCH_US if unit is BarUnit.WEEK else 0
+    return times_us - (times_us - origin) % width
