@@ -51,10 +51,13 @@ def parse_ts(value: str) -> datetime:
 
 
 def format_ts(value: datetime, style: str = "offset") -> str:
-    """Format a UTC datetime: `offset` (+00:00, 6 digits), `z`, `naive` or `millis` (+00:00, 3 digits)."""
+    """Format a UTC datetime: `offset` (+00:00), `z`, `naive` or `millis` (+00:00, 3 digits).
+
+    `offset`, `z` and `naive` print 6 fractional digits, or none for whole seconds.
+    """
     utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if style == "offset":
-        return utc.isoformat(timespec="microseconds")
+        return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds")
     if style == "millis":
         return utc.isoformat(timespec="milliseconds")
     naive = utc.replace(tzinfo=None).isoformat(timespec="seconds" if not utc.microsecond else "microseconds")

@@ -34,9 +34,11 @@ class Inbox:
         self._changed = asyncio.Event()
 
     def put(self, item: Any) -> None:
-        self.loop.call_soon_threadsafe(self._add, item)
+        """Add from any thread."""
+        self.loop.call_soon_threadsafe(self.add, item)
 
-    def _add(self, item: Any) -> None:
+    def add(self, item: Any) -> None:
+        """Add from the event loop's thread."""
         self.items.append(item)
         self._changed.set()
 
@@ -94,12 +96,13 @@ StartServer = Callable[..., Awaitable[Server]]
 @pytest.fixture
 async def start_server() -> AsyncIterator[StartServer]:
     runners: list[web.AppRunner] = []
+    servers: list[Server] = []
 
     async def start(**options: Any) -> Server:
         connected, disconnected = Inbox(), Inbox()
         hub = Hub("test", invoke=invoke, authorize=lambda token: token == "good",
-                  on_connect=lambda c: connected.put(c.connection_id),
-                  on_disconnect=lambda c: disconnected.put(c.connection_id), **options)
+                  on_connect=lambda c: connected.add(c.connection_id),
+                  on_disconnect=lambda c: disconnected.add(c.connection_id), **options)
         app = web.Application()
         hub.add_routes(app, PATH)
         runner = web.AppRunner(app, shutdown_timeout=2.0)
@@ -108,11 +111,14 @@ async def start_server() -> AsyncIterator[StartServer]:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return Server(hub, port, connected, disconnected)
+        servers.append(Server(hub, port, connected, disconnected))
+        return servers[-1]
 
     yield start
     for runner in runners:
         await runner.cleanup()
+    for server in servers:  # on_disconnect ran exactly once for every connection on_connect saw
+        assert sorted(server.disconnected.items) == sorted(server.connected.items)
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
 
@@ -497,7 +503,7 @@ async def test_go_silent_stops_all_output_but_new_connections_work(
     await old.send_str(invocation("Echo", 1, invocation_id="1"))
     await old.ping(b"x")
     with pytest.raises(TimeoutError):  # several pings and the client timeout would be due by now
-        await old.receive(1.0)
+        await old.receive(0.6)
     assert not conn.closed
     assert server.hub.connections == [conn]
 

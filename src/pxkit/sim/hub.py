@@ -85,7 +85,7 @@ class HubConnection:
         return self._closed
 
     def send(self, target: str, arguments: list[Any]) -> None:
-        """Queue an invocation of `target` on the client; a no-op once closed or silent."""
+        """Queue an invocation of `target` on the client (call on the loop); a no-op once closed or silent."""
         if self._closed or self._silent:
             return
         self._queue.append(_encode({"type": 1, "target": target, "arguments": arguments}) + _RS)

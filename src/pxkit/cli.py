@@ -1,0 +1,56 @@
+"""The `pxkit` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .codec import parse_ts
+
+
+def _sim_parser(sub: argparse._SubParsersAction) -> None:
+    sim = sub.add_parser("sim", help="serve the simulated gateway until interrupted")
+    sim.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    sim.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    sim.add_argument("--seed", type=int, default=1, help="market seed (default 1)")
+    sim.add_argument("--user", default="demo", help="userName the simulator accepts (default demo)")
+    sim.add_argument("--api-key", default="demo", help="apiKey the simulator accepts (default demo)")
+    sim.add_argument("--trades-per-minute", type=float, default=60.0,
+                     help="average market trades per contract per minute (default 60)")
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall-clock second")
+    sim.add_argument("--start", type=parse_ts, default=None,
+                     help="simulated start time, ISO-8601 (default: now)")
+    sim.add_argument("--log-level", default="WARNING")
+
+
+async def _serve_sim(args: argparse.Namespace) -> None:
+    from .sim import Credentials, SimConfig, SimServer
+
+    server = SimServer(
+        host=args.host, port=args.port, config=SimConfig(seed=args.seed, trades_per_minute=args.trades_per_minute),
+        realtime=True, start=args.start, speed=args.speed, credentials=Credentials(args.user, args.api_key),
+    )
+    async with server:
+        print(f"pxkit sim ready at {server.base_url} (seed {args.seed}, user {args.user!r})", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pxkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _sim_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING), stream=sys.stderr)
+    if args.command == "sim":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve_sim(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,176 @@
+"""The simulated gateway's aiohttp application: REST routes, both SignalR hubs, REST faults, request log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from ..codec import from_wire, missing_fields
+from ..errors import ProtocolError
+from .auth import Credentials, TokenIssuer
+from .engine import Simulator
+from .faults import RestFaults
+from .hub import Hub, HubConnection, HubMethodError
+from .ratelimit import Limit, SlidingWindows
+from .rest import GatewayApi, Route
+
+# hub method -> (subscribe?, topic, takes an argument)
+_USER_METHODS = {
+    "SubscribeAccounts": (True, "accounts", False), "UnsubscribeAccounts": (False, "accounts", False),
+    "SubscribeOrders": (True, "orders", True), "UnsubscribeOrders": (False, "orders", True),
+    "SubscribePositions": (True, "positions", True), "UnsubscribePositions": (False, "positions", True),
+    "SubscribeTrades": (True, "user_trades", True), "UnsubscribeTrades": (False, "user_trades", True),
+}
+_MARKET_METHODS = {
+    "SubscribeContractQuotes": (True, "quotes", True), "UnsubscribeContractQuotes": (False, "quotes", True),
+    "SubscribeContractTrades": (True, "trades", True), "UnsubscribeContractTrades": (False, "trades", True),
+    "SubscribeContractMarketDepth": (True, "depth", True),
+    "UnsubscribeContractMarketDepth": (False, "depth", True),
+}
+
+
+@dataclass(slots=True)
+class LoggedRequest:
+    """One REST request as the simulator received it; `status` is what it answered (0 = connection dropped)."""
+
+    path: str
+    body: Any
+    status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    """SignalR timing of both hubs."""
+
+    ping_interval: float = 15.0
+    client_timeout: float = 30.0
+    coalesce: bool = True
+
+
+def _problem(errors: dict[str, list[str]]) -> web.Response:
+    """An ASP.NET-style validation problem (HTTP 400)."""
+    body = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+            "title": "One or more validation errors occurred.", "status": 400, "errors": errors}
+    return web.json_response(body, status=400, content_type="application/problem+json")
+
+
+class GatewayApp:
+    """Wires a Simulator to HTTP: every REST endpoint of the protocol plus /hubs/user and /hubs/market."""
+
+    def __init__(self, sim: Simulator, credentials: Credentials, *, secret: bytes, token_ttl: float = 86_400.0,
+                 rate_limits: dict[str, Limit] | None = None, hubs: HubSettings = HubSettings()) -> None:
+        self.sim = sim
+        self.tokens = TokenIssuer(secret, token_ttl)
+        self.api = GatewayApi(sim, self.tokens, credentials)
+        self.limits = SlidingWindows(rate_limits)
+        self.faults = RestFaults()
+        self.requests: list[LoggedRequest] = []
+        timing = {"ping_interval": hubs.ping_interval, "client_timeout": hubs.client_timeout,
+                  "coalesce": hubs.coalesce}
+        self.user_hub = Hub("user", invoke=self._user_invoke, authorize=self.tokens.check,
+                            on_disconnect=sim.drop_subscriber, **timing)
+        self.market_hub = Hub("market", invoke=self._market_invoke, authorize=self.tokens.check,
+                              on_disconnect=sim.drop_subscriber, **timing)
+        self.app = web.Application(client_max_size=4 * 1024 * 1024)
+        for route in self.api.routes:
+            self.app.router.add_post(route.path, self._endpoint(route))
+        self.user_hub.add_routes(self.app, "/hubs/user")
+        self.market_hub.add_routes(self.app, "/hubs/market")
+
+    # ------------------------------------------------------------------ REST
+
+    def _endpoint(self, route: Route) -> Any:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            entry = LoggedRequest(route.path, None)
+            self.requests.append(entry)
+            response = await self._serve(route, request, entry)
+            entry.status = response.status
+            if self.faults.take_loss(route.path) and response.status == 200:
+                entry.status = 0
+                if request.transport is not None:
+                    request.transport.abort()
+                raise asyncio.CancelledError  # the answer never leaves the server
+            return response
+
+        return serve
+
+    async def _serve(self, route: Route, request: web.Request, entry: LoggedRequest) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            entry.body = json.loads(raw) if raw else None
+        except ValueError:
+            entry.body = raw.decode(errors="replace")
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        if self.faults.take_rejection():
+            headers = {}
+            if self.faults.reject_retry_after is not None:
+                headers["Retry-After"] = str(math.ceil(self.faults.reject_retry_after))
+            return web.Response(status=self.faults.reject_status, headers=headers)
+        if route.authenticated:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not self.tokens.check(token.strip()):
+                return web.Response(status=401)
+            wait = self.limits.admit(request.remote or "local", route.path)
+            if wait:
+                return web.Response(status=429, headers={"Retry-After": str(math.ceil(wait))})
+        body: Any = None
+        if route.body is not None:
+            if not isinstance(entry.body, dict):
+                return _problem({"$": ["A non-empty JSON object body is required."]})
+            missing = missing_fields(route.body, entry.body)
+            if missing:
+                return _problem({name: [f"The {name} field is required."] for name in missing})
+            try:
+                body = from_wire(route.body, entry.body)
+            except ProtocolError as exc:
+                return _problem({"$": [str(exc)]})
+        if self.sim.clock.realtime:
+            self.sim.step()  # bring the market up to now before acting on it
+        return web.json_response(self.api.handle(route, body))
+
+    # ------------------------------------------------------------------ hubs
+
+    def _user_invoke(self, conn: HubConnection, target: str, args: list[Any]) -> None:
+        subscribe, topic, takes_arg = self._method(_USER_METHODS, target, args)
+        accounts = self.sim.exchange.ledger.accounts
+        if takes_arg:
+            account_id = args[0]
+            if isinstance(account_id, bool) or not isinstance(account_id, int) or account_id not in accounts:
+                raise HubMethodError(f"Account {account_id!r} not found")
+            keys = [account_id]
+        else:
+            keys = list(accounts)
+        self._apply(subscribe, topic, keys, conn)
+
+    def _market_invoke(self, conn: HubConnection, target: str, args: list[Any]) -> None:
+        subscribe, topic, _ = self._method(_MARKET_METHODS, target, args)
+        contract_id = args[0]
+        if not isinstance(contract_id, str) or self.sim.market.contract(contract_id) is None:
+            raise HubMethodError(f"Contract {contract_id!r} not found")
+        self._apply(subscribe, topic, [contract_id], conn)
+
+    @staticmethod
+    def _method(table: dict[str, tuple[bool, str, bool]], target: str, args: list[Any]) -> tuple[bool, str, bool]:
+        if target not in table:
+            raise HubMethodError(f"Unknown hub method '{target}'")
+        spec = table[target]
+        expected = 1 if spec[2] else 0
+        if len(args) != expected:
+            raise HubMethodError(f"Failed to invoke '{target}': invocation provides {len(args)} argument(s) "
+                                 f"but target expects {expected}.")
+        return spec
+
+    def _apply(self, subscribe: bool, topic: str, keys: list[Any], conn: HubConnection) -> None:
+        if self.sim.clock.realtime:
+            self.sim.step()
+        for key in keys:
+            if subscribe:
+                self.sim.subscribe(topic, key, conn)
+            else:
+                self.sim.unsubscribe(topic, key, conn)
