@@ -96,7 +96,7 @@ class MarketFeed:
         weights = np.repeat(volume / counts, counts)
         base = int(low.min())
         totals = np.bincount(starts + offsets - base, weights=weights)
-        return {base + int(i): int(round(v)) for i, v in enumerate(totals) if v >= 0.5}
+        return {base + int(i): round(v) for i, v in enumerate(totals) if v >= 0.5}
 
     def _entry(self, contract_id: str, stamp: Any, kind: DomType, price: int, volume: int,
                current: int = 0) -> dict[str, Any]:

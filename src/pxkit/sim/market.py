@@ -116,7 +116,7 @@ class Market:
 
     def quote(self, contract_id: str, t_us: int) -> Quote:
         """The full quote of a contract at t_us (session = the UTC day)."""
-        spec, contract = self._contracts[contract_id]
+        spec = self._contracts[contract_id][0]
         path = self.path(contract_id)
         last, side = path.last_tick_at(t_us)
         book = self.book(contract_id, last, side, t_us)

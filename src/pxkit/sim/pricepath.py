@@ -7,6 +7,7 @@ minute's open, high, low, close and volume. Prices are integers in ticks.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -129,7 +130,7 @@ class PricePath:
             anchors[1], anchors[2] = (int(first), lo), (int(second), h)
         price = np.empty(n, dtype=np.int64)
         sigma = max(1.0, (h - lo) / math.sqrt(n))
-        for (i_a, p_a), (i_b, p_b) in zip(anchors, anchors[1:], strict=False):
+        for (i_a, p_a), (i_b, p_b) in itertools.pairwise(anchors):
             steps = i_b - i_a
             walk = np.cumsum(rng.normal(0.0, sigma, steps))
             walk -= np.arange(1, steps + 1) / steps * (walk[-1] - (p_b - p_a))
