@@ -21,6 +21,8 @@ def _sim_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--api-key", default="demo", help="apiKey the simulator accepts (default demo)")
     sim.add_argument("--trades-per-minute", type=float, default=60.0,
                      help="average market trades per contract per minute (default 60)")
+    sim.add_argument("--max-batch", type=int, default=50,
+                     help="records per GatewayTrade/GatewayDepth push (default 50)")
     sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall-clock second")
     sim.add_argument("--start", type=parse_ts, default=None,
                      help="simulated start time, ISO-8601 (default: now)")
@@ -30,10 +32,9 @@ def _sim_parser(sub: argparse._SubParsersAction) -> None:
 async def _serve_sim(args: argparse.Namespace) -> None:
     from .sim import Credentials, SimConfig, SimServer
 
-    server = SimServer(
-        host=args.host, port=args.port, config=SimConfig(seed=args.seed, trades_per_minute=args.trades_per_minute),
-        realtime=True, start=args.start, speed=args.speed, credentials=Credentials(args.user, args.api_key),
-    )
+    config = SimConfig(seed=args.seed, trades_per_minute=args.trades_per_minute, max_batch=args.max_batch)
+    server = SimServer(host=args.host, port=args.port, config=config, realtime=True, start=args.start,
+                       speed=args.speed, credentials=Credentials(args.user, args.api_key))
     async with server:
         print(f"pxkit sim ready at {server.base_url} (seed {args.seed}, user {args.user!r})", flush=True)
         await asyncio.Event().wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from .enums import BarUnit, DomType, OrderSide, OrderStatus, OrderType, Position
 _frozen = dataclass(frozen=True, slots=True)
 
 
+@functools.lru_cache(maxsize=256)
 def tick_decimals(tick_size: float) -> int:
     """Number of decimals needed to print prices on a tick grid (0.25 -> 2, 0.005 -> 3)."""
     text = f"{tick_size:.10f}".rstrip("0")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..codec import format_ts, to_wire
-from ..enums import DomType, TradeType
+from ..enums import DomType
 from ..models import DepthEntry
 from .market import Book, Market
 from .pricepath import DAY_MINUTES, Ticks, from_us
@@ -111,14 +111,14 @@ class MarketFeed:
         symbol_id = market.spec(contract_id).symbol_id
         times = [format_ts(from_us(int(t))) for t in ticks.time]
         prices = ticks.price.tolist()
+        price_values = market.prices(contract_id, ticks.price)
         sizes = ticks.size.tolist()
         sides = ticks.side.tolist()
         trade_pushes: list[list[dict[str, Any]]] = []
         if trades:
             records = [
-                {"symbolId": symbol_id, "price": market.price(contract_id, p), "timestamp": ts,
-                 "type": int(TradeType(s)), "volume": float(v)}
-                for p, v, s, ts in zip(prices, sizes, sides, times, strict=True)
+                {"symbolId": symbol_id, "price": p, "timestamp": ts, "type": s, "volume": float(v)}
+                for p, v, s, ts in zip(price_values, sizes, sides, times, strict=True)
             ]
             trade_pushes = _chunks(records, self.max_batch)
         last_us = int(ticks.time[-1])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
 from ..enums import BarUnit, TradeType
-from ..models import Bar, Contract, Quote
+from ..models import Bar, Contract, Quote, tick_decimals
 from .instruments import PRODUCTS, ProductSpec, listed_contracts
 from .pricepath import BarArrays, PricePath, Ticks, bucket_starts, from_us
 
@@ -54,6 +55,7 @@ class Market:
         self._contracts: dict[str, tuple[ProductSpec, Contract]] = {
             c.id: (spec, c) for spec, c in listed_contracts(listed_at)
         }
+        self._book = functools.lru_cache(maxsize=4096)(self._build_book)
         self._paths = {
             spec.root: PricePath(spec, seed, i, trades_per_minute) for i, spec in enumerate(PRODUCTS)
         }
@@ -99,8 +101,9 @@ class Market:
 
     def book(self, contract_id: str, price: int, side: int, t_us: int) -> Book:
         """Book after a trade at `price` by `side`; level sizes refresh every minute."""
-        root = self.spec(contract_id).root
-        minute = t_us // 60_000_000
+        return self._book(self.spec(contract_id).root, price, side, t_us // 60_000_000)
+
+    def _build_book(self, root: str, price: int, side: int, minute: int) -> Book:
         best_ask = price if side == TradeType.BUY else price + 1
         best_bid = best_ask - 1
 
@@ -110,6 +113,11 @@ class Market:
         bids = tuple(level(best_bid - i, i) for i in range(self.depth_levels))
         asks = tuple(level(best_ask + i, i) for i in range(self.depth_levels))
         return Book(BookSide(bids), BookSide(asks))
+
+    def prices(self, contract_id: str, ticks: np.ndarray) -> list[float]:
+        """Prices of many tick counts at once, rounded to the contract's grid."""
+        tick = self.spec(contract_id).tick_size
+        return np.round(ticks * tick, tick_decimals(tick)).tolist()
 
     def book_at(self, contract_id: str, t_us: int) -> Book:
         return self.book(contract_id, *self.last_trade(contract_id, t_us), t_us)

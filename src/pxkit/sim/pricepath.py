@@ -49,6 +49,9 @@ class MinuteBars:
     close: np.ndarray
     volume: np.ndarray
     count: np.ndarray  # trades in the minute
+    run_high: np.ndarray  # running high / low / volume of the day through each minute
+    run_low: np.ndarray
+    run_volume: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class PricePath:
         self._day_open = np.rint(base * np.exp(log_dev)).astype(np.int64)
         self.minutes = lru_cache(maxsize=256)(self._minutes)
         self.ticks_of_minute = lru_cache(maxsize=2048)(self._ticks_of_minute)
+        self.tick_runs = lru_cache(maxsize=64)(self._tick_runs)
 
     # ------------------------------------------------------------------ generation
 
@@ -114,7 +118,8 @@ class PricePath:
         wick_down = np.rint(np.abs(rng.normal(0.0, 0.6 * self._minute_sigma, DAY_MINUTES))).astype(np.int64)
         high = np.maximum(open_, close) + wick_up
         low = np.maximum(np.minimum(open_, close) - wick_down, 1)
-        return MinuteBars(open_, high, low, close, volume, count)
+        return MinuteBars(open_, high, low, close, volume, count, np.maximum.accumulate(high),
+                          np.minimum.accumulate(low), np.cumsum(volume))
 
     def _ticks_of_minute(self, minute: int) -> Ticks:
         day, row = divmod(minute, DAY_MINUTES)
@@ -155,17 +160,18 @@ class PricePath:
         """All ticks with after_us < time <= until_us."""
         first = max(self.minute_index(after_us), 0)
         last = self.minute_index(until_us)
-        parts = [self.ticks_of_minute(m) for m in range(first, last + 1)]
+        parts = []
+        for minute in range(first, last + 1):
+            ticks = self.ticks_of_minute(minute)
+            lo = np.searchsorted(ticks.time, after_us, "right") if minute == first else 0
+            hi = np.searchsorted(ticks.time, until_us, "right") if minute == last else len(ticks)
+            if hi > lo:
+                parts.append(Ticks(ticks.time[lo:hi], ticks.price[lo:hi], ticks.size[lo:hi], ticks.side[lo:hi]))
+        if len(parts) == 1:
+            return parts[0]
         if not parts:
             return Ticks(*(np.empty(0, dtype=np.int64) for _ in range(3)), np.empty(0, dtype=np.int8))
-        time = np.concatenate([p.time for p in parts])
-        lo, hi = np.searchsorted(time, after_us, "right"), np.searchsorted(time, until_us, "right")
-        return Ticks(
-            time[lo:hi],
-            np.concatenate([p.price for p in parts])[lo:hi],
-            np.concatenate([p.size for p in parts])[lo:hi],
-            np.concatenate([p.side for p in parts])[lo:hi],
-        )
+        return Ticks(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("time", "price", "size", "side")))
 
     def last_tick_at(self, t_us: int) -> tuple[int, int]:
         """(price in ticks, aggressor side) of the last trade at or before t_us."""
@@ -182,16 +188,20 @@ class PricePath:
         minute = self.minute_index(t_us)
         day, row = divmod(minute, DAY_MINUTES)
         bars = self.minutes(day)
-        partial = self.ticks_between(EPOCH_US + minute * MINUTE_US - 1, t_us)
-        highs = [int(bars.high[:row].max())] if row else []
-        lows = [int(bars.low[:row].min())] if row else []
-        if len(partial):
-            highs.append(int(partial.price.max()))
-            lows.append(int(partial.price.min()))
-        volume = int(bars.volume[:row].sum()) + int(partial.size.sum())
-        high = max(highs) if highs else int(bars.open[0])
-        low = min(lows) if lows else int(bars.open[0])
-        return int(bars.open[0]), high, low, volume
+        open_ = int(bars.open[0])
+        high, low, volume = (int(bars.run_high[row - 1]), int(bars.run_low[row - 1]),
+                             int(bars.run_volume[row - 1])) if row else (open_, open_, 0)
+        ticks = self.ticks_of_minute(minute)
+        i = int(np.searchsorted(ticks.time, t_us, "right")) - 1
+        if i >= 0:
+            run_high, run_low, run_size = self.tick_runs(minute)
+            high, low, volume = max(high, int(run_high[i])), min(low, int(run_low[i])), volume + int(run_size[i])
+        return open_, high, low, volume
+
+    def _tick_runs(self, minute: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Running high, low and volume through each tick of a minute."""
+        ticks = self.ticks_of_minute(minute)
+        return np.maximum.accumulate(ticks.price), np.minimum.accumulate(ticks.price), np.cumsum(ticks.size)
 
     def bars(self, start_us: int, end_us: int, now_us: int, unit: BarUnit, unit_number: int) -> BarArrays:
         """Bars whose bucket starts in [start_us, end_us), built from data up to now_us, ascending."""
