@@ -1,0 +1,69 @@
+"""The `pxkit sim` command: serves the simulated gateway, prints its URL once, honours its flags."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("pxkit")
+
+
+@pytest.fixture
+def serve():
+    processes: list[subprocess.Popen] = []
+
+    def start(*flags: str) -> tuple[subprocess.Popen, str]:
+        process = subprocess.Popen([str(SCRIPT), "sim", "--port", "0", *flags], stdout=subprocess.PIPE, text=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        processes.append(process)
+        line = process.stdout.readline()  # the one ready line; a dead server closes stdout
+        assert line.startswith("pxkit sim ready at http://127.0.0.1:"), line
+        return process, line.split(" at ")[1].split()[0]
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def login(url: str, user: str, key: str) -> dict:
+    return httpx.post(f"{url}/api/Auth/loginKey", json={"userName": user, "apiKey": key}, timeout=10).json()
+
+
+def test_sim_serves_on_loopback_with_default_credentials_and_stops_on_interrupt(serve):
+    process, url = serve("--seed", "3")
+    assert login(url, "demo", "demo")["success"] is True
+    wrong = login(url, "demo", "nope")
+    assert (wrong["success"], wrong["errorCode"], wrong["token"]) == (False, 3, None)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(10) == 0
+    assert process.stdout.read() == ""  # exactly one line was printed
+
+
+def test_sim_credentials_and_seed_flags(serve):
+    _, url = serve("--user", "alice", "--api-key", "s3cret", "--seed", "9")
+    assert login(url, "demo", "demo")["errorCode"] == 3
+    token = login(url, "alice", "s3cret")["token"]
+    accounts = httpx.post(f"{url}/api/Account/search", json={"onlyActiveAccounts": True},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["accounts"]
+    assert [a["id"] for a in accounts] == [1001, 1002, 1003]
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([str(SCRIPT), "sim", "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "--seed" in result.stdout and "--api-key" in result.stdout
+
+
+def test_ci_runs_the_readme_test_command():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- test command -->", 1)[1].split("```bash\n", 1)[1].split("\n", 1)[0]
+    assert block.endswith("pytest -q") and "pip install" in block
+    assert "<!-- test command -->" in (root / ".ci" / "run").read_text()
