@@ -90,7 +90,7 @@ class GatewayApp:
             self.requests.append(entry)
             response = await self._serve(route, request, entry)
             entry.status = response.status
-            if self.faults.take_loss(route.path) and response.status == 200:
+            if response.status == 200 and self.faults.take_loss(route.path):
                 entry.status = 0
                 if request.transport is not None:
                     request.transport.abort()
@@ -112,14 +112,15 @@ class GatewayApp:
             if self.faults.reject_retry_after is not None:
                 headers["Retry-After"] = str(math.ceil(self.faults.reject_retry_after))
             return web.Response(status=self.faults.reject_status, headers=headers)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
         if route.authenticated:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not self.tokens.check(token.strip()):
+            if not self.tokens.check(token):
                 return web.Response(status=401)
             wait = self.limits.admit(request.remote or "local", route.path)
             if wait:
                 return web.Response(status=429, headers={"Retry-After": str(math.ceil(wait))})
-        body: Any = None
+        body: Any = token
         if route.body is not None:
             if not isinstance(entry.body, dict):
                 return _problem({"$": ["A non-empty JSON object body is required."]})

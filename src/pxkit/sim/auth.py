@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -37,6 +38,7 @@ class TokenIssuer:
         self.ttl_seconds = ttl_seconds
         self._serial = 0
         self._valid_from_serial = 0
+        self._revoked: set[str] = set()
 
     def issue(self, user_name: str) -> str:
         self._serial += 1
@@ -64,7 +66,14 @@ class TokenIssuer:
             claims = json.loads(_unb64(body))
         except (ValueError, json.JSONDecodeError):
             return False
-        return claims.get("exp", 0) > time.time() and int(claims.get("jti", 0)) > self._valid_from_serial
+        serial = str(claims.get("jti", ""))
+        return (claims.get("exp", 0) > time.time() and serial not in self._revoked
+                and int(serial or 0) > self._valid_from_serial)
+
+    def revoke(self, token: str) -> None:
+        """This one token stops working (logout)."""
+        with contextlib.suppress(ValueError, IndexError, AttributeError):
+            self._revoked.add(str(json.loads(_unb64(token.split(".")[1])).get("jti", "")))
 
     def expire_all(self) -> None:
         """Every token issued up to now stops working (as if it had expired)."""

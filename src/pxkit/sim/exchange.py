@@ -210,9 +210,9 @@ class Exchange:
         net = self.ledger.position(account_id, contract_id)
         if net == 0:
             raise ExchangeError(errors.POSITION_NOT_FOUND, f"No open position in {contract_id}")
-        if partial and not 0 < size < abs(net):
+        if partial and not 0 < size <= abs(net):
             raise ExchangeError(PartialCloseError.INVALID_CLOSE_SIZE,
-                                f"close size {size} must be between 1 and {abs(net) - 1}")
+                                f"close size {size} must be between 1 and {abs(net)}")
         qty = size if partial else abs(net)
         side = OrderSide.SELL if net > 0 else OrderSide.BUY
         now = self.now_us()

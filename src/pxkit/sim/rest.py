@@ -20,12 +20,16 @@ _TS_MIX = ("offset", "offset", "z", "offset", "naive", "offset", "millis")
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One POST endpoint: its body model, whether it needs a bearer token, and its handler."""
+    """One POST endpoint: its body model, whether it needs a bearer token, and its handler.
+
+    The handler receives the decoded body; handlers of bodiless routes receive the bearer token instead.
+    """
 
     path: str
     body: type | None
     handler: Callable[[Any], dict[str, Any] | None]  # None means an empty success envelope
     authenticated: bool = True
+    payload_key: str | None = None  # sent as null when the exchange rejects the request
 
 
 class GatewayApi:
@@ -40,14 +44,14 @@ class GatewayApi:
             Route("/api/Auth/loginKey", models.LoginKeyRequest, self.login_key, authenticated=False),
             Route("/api/Auth/loginApp", models.LoginAppRequest, self.login_app, authenticated=False),
             Route("/api/Auth/validate", None, self.validate),
-            Route("/api/Auth/logout", None, lambda body: None),
+            Route("/api/Auth/logout", None, self.logout),
             Route("/api/Account/search", models.AccountSearchRequest, self.account_search),
             Route("/api/Contract/search", models.ContractSearchRequest, self.contract_search),
             Route("/api/Contract/searchById", models.ContractByIdRequest, self.contract_by_id),
             Route("/api/Contract/available", models.ContractAvailableRequest, self.contract_available),
             Route("/api/History/retrieveBars", models.BarsRequest, self.retrieve_bars),
             Route("/api/Order/place", models.PlaceOrderRequest,
-                  lambda b: envelope(orderId=ex.place(b))),
+                  lambda b: envelope(orderId=ex.place(b)), payload_key="orderId"),
             Route("/api/Order/search", models.WindowSearchRequest,
                   lambda b: self._listing("orders", b, ex.search_orders, b.start_timestamp, b.end_timestamp)),
             Route("/api/Order/searchOpen", models.AccountRequest,
@@ -71,7 +75,8 @@ class GatewayApi:
         try:
             result = route.handler(body)
         except ExchangeError as exc:
-            return failure(exc.code, exc.message)
+            payload = {route.payload_key: None} if route.payload_key else {}
+            return failure(exc.code, exc.message, **payload)
         return envelope() if result is None else result
 
     # ------------------------------------------------------------------ auth
@@ -83,6 +88,9 @@ class GatewayApi:
 
     def login_app(self, body: models.LoginAppRequest) -> dict[str, Any]:
         return failure(LoginError.APP_NOT_FOUND, f"Application {body.app_id!r} not found", token=None)
+
+    def logout(self, token: str) -> None:
+        self.tokens.revoke(token)
 
     def validate(self, body: Any) -> dict[str, Any]:
         return envelope(newToken=self.tokens.issue(self.credentials.user_name))

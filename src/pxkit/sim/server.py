@@ -146,9 +146,17 @@ class SimServer:
         return self.gateway.user_hub.go_silent() + self.gateway.market_hub.go_silent()
 
     async def refuse_connections(self, seconds: float) -> None:
-        """Stop listening (connections are refused) and drop hub connections; listen again after `seconds`."""
+        """Stop listening and cut every open connection (REST and hubs); listen again after `seconds`."""
+        if self._reopen is not None:
+            self._reopen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reopen
         if self._site is not None:
             await self._site.stop()
+            self._site = None
+        if self._runner is not None and self._runner.server is not None:
+            for connection in self._runner.server.connections:
+                connection.force_close()
         self.drop_hub_connections()
         self._reopen = asyncio.create_task(self._reopen_after(seconds), name="pxkit-sim-reopen")
 
