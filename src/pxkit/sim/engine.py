@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,24 +109,24 @@ class Simulator:
             if contract_id not in active:
                 del self._cursor[contract_id]
                 self.feed.forget(contract_id)
+        working = set(self.exchange.working_contracts())
         streams = []
+        count = 0
         for contract_id in active:
             after = self._cursor.setdefault(contract_id, self.exchange.working_since(contract_id) or now)
             if after >= now:
                 continue
             ticks = self.market.ticks_between(contract_id, after, now)
             self._cursor[contract_id] = now
+            count += len(ticks)
             if not len(ticks):
                 continue
             self._publish_market(contract_id, ticks)
-            streams.append(((int(t), contract_id, int(p), int(s)) for t, p, s in
-                            zip(ticks.time, ticks.price, ticks.side, strict=True)))
-        count = 0
-        working = set(self.exchange.working_contracts())
-        for t, contract_id, price, side in heapq.merge(*streams):
-            count += 1
             if contract_id in working:
-                self.exchange.on_tick(contract_id, t, price, side)
+                streams.append(list(zip(ticks.time.tolist(), itertools.repeat(contract_id), ticks.price.tolist(),
+                                        ticks.side.tolist())))
+        for t, contract_id, price, side in heapq.merge(*streams):
+            self.exchange.on_tick(contract_id, t, price, side)
         return count
 
     def _publish_market(self, contract_id: str, ticks: Any) -> None:

@@ -147,10 +147,8 @@ class Exchange:
         now = self.now_us()
         price, side = self.market.last_trade(req.contract_id, now)
         book = self.market.book(req.contract_id, price, side, now)
-        if req.type is OrderType.STOP and (stop - price) * req.side.sign <= 0:
-            where = "above" if req.side is OrderSide.BUY else "below"
-            raise ExchangeError(PlaceOrderError.ORDER_REJECTED,
-                                f"a {req.side.name} stop must be {where} the last price")
+        if req.type is OrderType.STOP:
+            self._check_stop_side(req.contract_id, req.side, stop, now, PlaceOrderError.ORDER_REJECTED)
         if req.type is OrderType.JOIN_BID:
             limit = book.bids.best
         elif req.type is OrderType.JOIN_ASK:
@@ -189,6 +187,8 @@ class Exchange:
         ) or ("trail" in changes and order.type is not OrderType.TRAILING_STOP):
             raise ExchangeError(ModifyOrderError.REJECTED, f"cannot change those prices of a {order.type.name} order")
         now = self.now_us()
+        if "stop" in changes and order.type is OrderType.STOP:
+            self._check_stop_side(order.contract_id, order.side, changes["stop"], now, ModifyOrderError.REJECTED)
         if req.size is not None:
             order.size = req.size
         for name, ticks in changes.items():
@@ -281,14 +281,24 @@ class Exchange:
                 raise ExchangeError(PlaceOrderError.ORDER_REJECTED,
                                     f"{name} ticks {spec.ticks} have the wrong sign for a {req.side.name} entry")
 
+    def _check_stop_side(self, contract_id: str, side: OrderSide, stop: int, now: int, code: int) -> None:
+        """A buy stop must sit above the last trade, a sell stop below it (else it would trigger at once)."""
+        last, _ = self.market.last_trade(contract_id, now)
+        if (stop - last) * side.sign <= 0:
+            where = "above" if side is OrderSide.BUY else "below"
+            raise ExchangeError(code, f"a {side.name} stop must be {where} the last price")
+
     def _check_margin(self, account: AccountState, contract_id: str, side: OrderSide, size: int) -> None:
+        """Reject an order whose added exposure (contracts beyond the current net) the balance cannot carry."""
         net = self.ledger.position(account.id, contract_id)
-        if net * side.sign >= 0:  # adds exposure
-            margins = {c: self.market.spec(c).margin for _, c in self.ledger.positions}
-            needed = self.ledger.margin_in_use(account.id, margins) + size * self.market.spec(contract_id).margin
-            if needed > account.balance:
-                raise ExchangeError(PlaceOrderError.INSUFFICIENT_FUNDS,
-                                    f"needs ${needed:,.2f} margin, balance is ${account.balance:,.2f}")
+        added = abs(net + side.sign * size) - abs(net)
+        if added <= 0:
+            return
+        margins = {c: self.market.spec(c).margin for _, c in self.ledger.positions}
+        needed = self.ledger.margin_in_use(account.id, margins) + added * self.market.spec(contract_id).margin
+        if needed > account.balance:
+            raise ExchangeError(PlaceOrderError.INSUFFICIENT_FUNDS,
+                                f"needs ${needed:,.2f} margin, balance is ${account.balance:,.2f}")
 
     def _new_order(self, account_id: int, contract_id: str, type_: OrderType, side: OrderSide, size: int, now: int,
                    *, limit: int | None = None, stop: int | None = None, trail: int | None = None,
@@ -359,8 +369,7 @@ class Exchange:
             self._shrink_peer(order.peer, filled, t_us)
         if done and order.brackets:
             self._attach_brackets(order, t_us)
-        if last.flat:
-            self._cancel_legs(order.account_id, order.contract_id, t_us)
+        self._fit_legs(order.account_id, order.contract_id, t_us)
 
     def _attach_brackets(self, entry: OrderState, t_us: int) -> None:
         entry_ticks = round(entry.fill_value / entry.fill_volume)
@@ -393,11 +402,19 @@ class Exchange:
             peer.updated_us = t_us
             self._emit_order(peer, UserAction.UPDATED)
 
-    def _cancel_legs(self, account_id: int, contract_id: str, t_us: int) -> None:
+    def _fit_legs(self, account_id: int, contract_id: str, t_us: int) -> None:
+        """Bracket legs only ever close the position: shrink them to it, cancel them when it is flat or flipped."""
+        net = self.ledger.position(account_id, contract_id)
         for order_id in list(self._working.get(contract_id, ())):
-            order = self.orders[order_id]
-            if order.account_id == account_id and order.parent is not None and order.status.is_working:
-                self._finish(order, OrderStatus.CANCELLED, t_us)
+            leg = self.orders[order_id]
+            if leg.account_id != account_id or leg.parent is None or not leg.status.is_working:
+                continue
+            closable = abs(net) if net * leg.side.sign < 0 else 0
+            if closable == 0:
+                self._finish(leg, OrderStatus.CANCELLED, t_us)
+            elif leg.remaining > closable:
+                leg.size, leg.updated_us = leg.fill_volume + closable, t_us
+                self._emit_order(leg, UserAction.UPDATED)
 
     def _finish(self, order: OrderState, status: OrderStatus, t_us: int) -> None:
         order.status, order.updated_us = status, t_us

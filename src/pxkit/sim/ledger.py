@@ -58,7 +58,6 @@ class FillResult:
     position: Position
     account: Account
     opened: bool  # the fill opened a position from flat
-    flat: bool  # the position is flat after the fill
 
 
 @dataclass
@@ -115,7 +114,7 @@ class Ledger:
                       order_id, pnl, False)
         self._next_trade_id += 1
         self.trades.append(trade)
-        return FillResult(trade, state.model(spec.tick_size), account.model(), opened, state.size == 0)
+        return FillResult(trade, state.model(spec.tick_size), account.model(), opened)
 
     def margin_in_use(self, account_id: int, margins: dict[str, float]) -> float:
         return sum(abs(p.size) * margins[p.contract_id] for p in self.open_positions(account_id))

@@ -159,11 +159,6 @@ class Market:
             forming = bucket_starts(np.array([now_us], dtype=np.int64), unit, unit_number)[0]
             if arrays.start[-1] == forming:
                 count -= 1
-        tick = self.spec(contract_id).tick_size
-        contract = self._contracts[contract_id][1]
-        r = contract.round_price
-        return [
-            Bar(from_us(int(arrays.start[i])), r(arrays.open[i] * tick), r(arrays.high[i] * tick),
-                r(arrays.low[i] * tick), r(arrays.close[i] * tick), int(arrays.volume[i]))
-            for i in range(count)
-        ]
+        columns = [self.prices(contract_id, getattr(arrays, name)[:count]) for name in ("open", "high", "low", "close")]
+        return [Bar(from_us(t), o, h, lo, c, v) for t, o, h, lo, c, v in
+                zip(arrays.start[:count].tolist(), *columns, arrays.volume[:count].tolist(), strict=True)]

@@ -205,7 +205,7 @@ class PricePath:
 
     def bars(self, start_us: int, end_us: int, now_us: int, unit: BarUnit, unit_number: int) -> BarArrays:
         """Bars whose bucket starts in [start_us, end_us), built from data up to now_us, ascending."""
-        until = min(end_us, now_us)
+        until = min(bucket_end(end_us - 1, unit, unit_number), now_us)  # the last bar is whole, not cut at end
         if unit is BarUnit.SECOND:
             src = self.ticks_between(max(start_us, EPOCH_US) - 1, until)
             times, o, h, lo, c, v = src.time, src.price, src.price, src.price, src.price, src.size
@@ -245,6 +245,15 @@ class PricePath:
             for col, value in zip(cols, row, strict=True):
                 col.append(np.array([value], dtype=np.int64))
         return tuple(np.concatenate(col) if col else np.empty(0, dtype=np.int64) for col in cols)
+
+
+def bucket_end(t_us: int, unit: BarUnit, unit_number: int) -> int:
+    """End (us, exclusive) of the aligned bucket containing t_us."""
+    start = int(bucket_starts(np.array([t_us], dtype=np.int64), unit, unit_number)[0])
+    if unit is BarUnit.MONTH:
+        month = np.datetime64(start, "us").astype("datetime64[M]") + unit_number
+        return int(month.astype("datetime64[us]").astype(np.int64))
+    return start + _UNIT_SECONDS[unit] * unit_number * 1_000_000
 
 
 def bucket_starts(times_us: np.ndarray, unit: BarUnit, unit_number: int) -> np.ndarray:
