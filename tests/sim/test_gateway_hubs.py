@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -183,3 +185,40 @@ async def test_same_seed_and_commands_give_identical_fills_bars_and_events():
     fills = [args for name, args in first[0] if name == "GatewayUserTrade"]
     assert len(fills) >= 2
     assert first[2] != other[2] and first[1] != other[1]
+
+
+async def test_dropped_hub_connections_close_clients_and_release_their_subscriptions(sim):
+    market = await _probe(sim.market_hub_url, sim.login(), MARKET_TARGETS, True)
+    user = await _probe(sim.user_hub_url, sim.login(), USER_TARGETS, False)
+    try:
+        await market.invoke("SubscribeContractTrades", [MNQ])
+        await user.invoke("SubscribeOrders", [ACCOUNT])
+        assert sim.drop_hub_connections() == 2
+        async with asyncio.timeout(10):
+            await market.closed.wait()
+            await user.closed.wait()
+            while any(sim.sim._subscribers(topic, key) for topic, key in (("trades", MNQ), ("orders", ACCOUNT))):
+                await asyncio.sleep(0.01)  # poll: the server notices the closed sockets on its own
+    finally:
+        await market.stop()
+        await user.stop()
+
+
+async def test_a_silent_gateway_sends_nothing_more_while_new_connections_work(sim):
+    stale = await _probe(sim.market_hub_url, sim.login(), MARKET_TARGETS, True)
+    try:
+        await stale.invoke("SubscribeContractTrades", [MNQ])
+        assert sim.go_silent() == 1
+        seen = len(stale.events)
+        fresh = await _probe(sim.market_hub_url, sim.login(), MARKET_TARGETS, True)
+        try:
+            await fresh.invoke("SubscribeContractTrades", [MNQ])
+            await sim.advance(30)
+            await fresh.wait_for(lambda ev: len(ev) > 0)
+            with pytest.raises(TimeoutError):
+                await stale.wait_for(lambda ev: len(ev) > seen, timeout=0.5)
+            assert not stale.closed.is_set()
+        finally:
+            await fresh.stop()
+    finally:
+        await stale.stop()
