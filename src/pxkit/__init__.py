@@ -1,5 +1,8 @@
 """pxkit: async client, simulated gateway and Jupyter layer for the ProjectX Gateway API."""
 
+from .client.http import ProjectX
+from .client.orders import PlacedOrder
+from .config import ProjectXConfig
 from .enums import (
     BarsError,
     BarUnit,
@@ -28,6 +31,7 @@ from .errors import (
     ContractNotFoundError,
     GatewayError,
     InputError,
+    InstrumentNotFoundError,
     InsufficientFundsError,
     InvalidRequestError,
     OrderNotFoundError,
@@ -95,6 +99,7 @@ __all__ = [
     "DomType",
     "GatewayError",
     "InputError",
+    "InstrumentNotFoundError",
     "InsufficientFundsError",
     "InvalidRequestError",
     "LoginAppRequest",
@@ -113,9 +118,12 @@ __all__ = [
     "PartialCloseRequest",
     "PlaceOrderError",
     "PlaceOrderRequest",
+    "PlacedOrder",
     "Position",
     "PositionNotFoundError",
     "PositionType",
+    "ProjectX",
+    "ProjectXConfig",
     "ProtocolError",
     "PxError",
     "Quote",

@@ -5,6 +5,7 @@
     PxError
     ├── ConfigError                 missing or malformed configuration / credentials
     ├── InputError (ValueError)     bad input caught before anything reaches the wire
+    │   └── InstrumentNotFoundError no contract matches a symbol
     ├── ProtocolError               a payload that does not match the gateway protocol
     ├── TransportError              the request may not have been processed (transient)
     │   ├── ConnectionLostError     connection refused / reset / dropped
@@ -40,12 +41,20 @@ class InputError(PxError, ValueError):
     """Input rejected before it reached the wire (unknown symbol, size <= 0, price off the tick grid...)."""
 
 
+class InstrumentNotFoundError(InputError):
+    """No contract matches the symbol or contract id."""
+
+
 class ProtocolError(PxError):
     """A payload does not match the gateway protocol."""
 
 
 class TransportError(PxError):
-    """The request failed in transport; it may or may not have reached the server."""
+    """The request failed in transport; `maybe_processed` tells whether the server may have acted on it."""
+
+    def __init__(self, message: str, *, maybe_processed: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_processed = maybe_processed
 
 
 class ConnectionLostError(TransportError):
@@ -60,7 +69,7 @@ class RateLimitError(TransportError):
     """The server answered HTTP 429."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, maybe_processed=False)
         self.retry_after = retry_after
 
 
@@ -68,7 +77,7 @@ class ServerError(TransportError):
     """The server answered HTTP 408 or 5xx."""
 
     def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
+        super().__init__(message, maybe_processed=status != 503)  # 503: the service did not take it
         self.status = status
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 from dataclasses import dataclass
+from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
@@ -89,6 +90,7 @@ class GatewayApp:
             entry = LoggedRequest(route.path, None)
             self.requests.append(entry)
             response = await self._serve(route, request, entry)
+            response.headers["Date"] = format_datetime(self.sim.clock.now(), usegmt=True)  # simulated time
             entry.status = response.status
             if response.status == 200 and self.faults.take_loss(route.path):
                 entry.status = 0

@@ -1,0 +1,1 @@
+"""The gateway client: REST (ProjectX) with its resilience layer."""

@@ -1,0 +1,141 @@
+"""TokenManager: login with an API key, refresh through Auth/validate before expiry, re-login once on 401."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import AuthenticationError, GatewayError, TransportError
+
+log = logging.getLogger(__name__)
+
+LOGIN_PATH = "/api/Auth/loginKey"
+VALIDATE_PATH = "/api/Auth/validate"
+UNKNOWN_LIFETIME = 1800.0  # assumed seconds of validity when a token's `exp` cannot be read
+
+# (path, body, token or None) -> decoded JSON body of a 200 answer
+Poster = Callable[[str, dict[str, Any] | None, str | None], Awaitable[dict[str, Any]]]
+TokenListener = Callable[[str], Any]
+
+
+def token_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT (seconds since the epoch), or None when it cannot be read."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+class TokenManager:
+    """Owns the session token; concurrent callers share one login or refresh (single flight)."""
+
+    def __init__(self, post: Poster, username: str, api_key: str, *, refresh_buffer: float = 7200.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._post = post
+        self._username = username
+        self._api_key = api_key
+        self.refresh_buffer = refresh_buffer
+        self._clock = clock
+        self._token: str | None = None
+        self.expires_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._listeners: list[TokenListener] = []
+        self._pending_notice = False  # a replaced token listeners have not heard of yet
+        self.logins = 0
+        self.refreshes = 0  # tokens replaced after the first login (validate or re-login)
+
+    def __repr__(self) -> str:
+        state = "none" if self._token is None else f"expires_at={self.expires_at}"
+        return f"TokenManager(username={self._username!r}, token={state})"
+
+    def add_listener(self, listener: TokenListener) -> None:
+        """Call `listener(new_token)` (sync or async) whenever the token is replaced."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: TokenListener) -> None:
+        self._listeners.remove(listener)
+
+    @property
+    def current(self) -> str | None:
+        return self._token
+
+    def _fresh(self) -> bool:
+        if self._token is None:
+            return False
+        expires = self.expires_at if self.expires_at is not None else 0.0
+        return self._clock() < expires - self.refresh_buffer
+
+    async def get(self) -> str:
+        """A usable token: logs in the first time, refreshes when within `refresh_buffer` of expiry."""
+        if self._fresh():
+            return self._token  # type: ignore[return-value]
+        async with self._lock:
+            if self._fresh():
+                return self._token  # type: ignore[return-value]
+            if self._token is None:
+                await self._login()
+            else:
+                await self._refresh()
+        return await self._after_change()
+
+    async def renew(self, rejected: str) -> str:
+        """The server answered 401 to `rejected`: log in again, unless another caller already did."""
+        async with self._lock:
+            if self._token != rejected and self._token is not None:
+                return self._token
+            log.info("token rejected by the gateway; logging in again")
+            await self._login()
+        return await self._after_change()
+
+    async def _login(self) -> None:
+        body = await self._post(LOGIN_PATH, {"userName": self._username, "apiKey": self._api_key}, None)
+        token = body.get("token")
+        if not body.get("success") or not token:
+            raise AuthenticationError(f"login refused for user {self._username!r}: errorCode {body.get('errorCode')}"
+                                      f" {body.get('errorMessage') or ''}".rstrip(), body.get("errorCode"))
+        self._install(token, replaced=self.logins > 0)
+        self.logins += 1
+
+    async def _refresh(self) -> None:
+        try:
+            body = await self._post(VALIDATE_PATH, None, self._token)
+        except (AuthenticationError, GatewayError, TransportError) as exc:
+            log.info("token refresh through validate failed (%s); logging in again", type(exc).__name__)
+            await self._login()
+            return
+        token = body.get("newToken")
+        if body.get("success") and token:
+            self._install(token, replaced=True)
+        else:
+            await self._login()
+
+    def _install(self, token: str, *, replaced: bool) -> None:
+        self._token = token
+        expiry = token_expiry(token)
+        self.expires_at = expiry if expiry is not None else self._clock() + UNKNOWN_LIFETIME
+        self._pending_notice = replaced
+        if replaced:
+            self.refreshes += 1
+        log.debug("session token installed, expires in %.0f s", self.expires_at - self._clock())
+
+    async def _after_change(self) -> str:
+        token = self._token
+        assert token is not None
+        if self._pending_notice:
+            self._pending_notice = False
+            for listener in list(self._listeners):
+                try:
+                    result = listener(token)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # a listener must not break the caller that triggered the refresh
+                    log.exception("token listener %r failed", listener)
+        return token

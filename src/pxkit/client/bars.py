@@ -1,0 +1,107 @@
+"""History bars: units, paging past the 20,000-bar limit, and the polars frame they are returned in."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from ..codec import decode_list, format_ts
+from ..enums import BarUnit
+from ..errors import InputError
+from ..models import Bar
+
+MAX_BARS_PER_REQUEST = 20_000
+BAR_SCHEMA = {"timestamp": pl.Datetime("us", "UTC"), "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
+              "close": pl.Float64, "volume": pl.Int64}
+_UNIT_NAMES = {
+    "s": BarUnit.SECOND, "sec": BarUnit.SECOND, "second": BarUnit.SECOND,
+    "m": BarUnit.MINUTE, "min": BarUnit.MINUTE, "minute": BarUnit.MINUTE,
+    "h": BarUnit.HOUR, "hour": BarUnit.HOUR, "d": BarUnit.DAY, "day": BarUnit.DAY,
+    "w": BarUnit.WEEK, "week": BarUnit.WEEK, "mo": BarUnit.MONTH, "month": BarUnit.MONTH,
+}
+
+Post = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def bar_unit(unit: BarUnit | int | str) -> BarUnit:
+    """BarUnit from an enum, its integer or a name (`"minute"`, `"min"`, `"h"`, ...)."""
+    if isinstance(unit, str):
+        key = unit.strip().lower()
+        if key not in _UNIT_NAMES and key.endswith("s"):  # plurals: "minutes", "hours"
+            key = key[:-1]
+        if key not in _UNIT_NAMES:
+            raise InputError(f"unknown bar unit {unit!r}; use one of {sorted(set(_UNIT_NAMES))}")
+        return _UNIT_NAMES[key]
+    try:
+        value = BarUnit(unit)
+    except ValueError:
+        raise InputError(f"unknown bar unit {unit!r}") from None
+    if value is BarUnit.UNSPECIFIED:
+        raise InputError("bar unit must be SECOND to MONTH")
+    return value
+
+
+def bars_frame(bars: list[Bar]) -> pl.DataFrame:
+    """Bars as a polars DataFrame: UTC timestamps, ascending, exact dtypes."""
+    return pl.DataFrame(
+        {"timestamp": [b.timestamp for b in bars], "open": [b.open for b in bars], "high": [b.high for b in bars],
+         "low": [b.low for b in bars], "close": [b.close for b in bars], "volume": [b.volume for b in bars]},
+        schema=BAR_SCHEMA,
+    )
+
+
+async def fetch_bars(post: Post, contract_id: str, start: datetime, end: datetime, unit: BarUnit, unit_number: int,
+                     limit: int | None, partial: bool) -> list[Bar]:
+    """Every bar of [start, end) (the newest `limit` when given), ascending, each once.
+
+    The gateway answers newest first and at most 20,000 bars a request, so pages walk backwards by
+    moving `endTime` to the oldest bar seen.
+    """
+    if unit_number < 1:
+        raise InputError(f"interval must be at least 1, got {unit_number}")
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be at least 1, got {limit}")
+    if start >= end:
+        raise InputError(f"start {start.isoformat()} must be before end {end.isoformat()}")
+    seen: dict[datetime, Bar] = {}
+    cursor = end
+    while True:
+        want = MAX_BARS_PER_REQUEST if limit is None else min(MAX_BARS_PER_REQUEST, limit - len(seen))
+        body = await post({"contractId": contract_id, "live": False, "startTime": format_ts(start),
+                           "endTime": format_ts(cursor), "unit": int(unit), "unitNumber": unit_number,
+                           "limit": want, "includePartialBar": partial})
+        page = decode_list(Bar, body, "bars")
+        fresh = [b for b in page if b.timestamp not in seen and start <= b.timestamp < end]
+        seen.update((b.timestamp, b) for b in fresh)
+        oldest = min((b.timestamp for b in page), default=None)
+        if len(page) < want or not fresh or oldest is None or oldest <= start:
+            break
+        if limit is not None and len(seen) >= limit:
+            break
+        cursor = oldest
+    ordered = sorted(seen.values(), key=lambda b: b.timestamp)
+    return ordered[-limit:] if limit is not None else ordered
+
+
+def utc(value: datetime) -> datetime:
+    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def window(days: float | None, start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime,
+                                                                                                     datetime]:
+    """[start, end) from either `days` back from `end` (default now) or explicit times; naive means UTC."""
+    end = utc(end) if end is not None else now
+    start = utc(start) if start is not None else None
+    if days is not None:
+        if start is not None:
+            raise InputError("give either days= or start_time=, not both")
+        if days <= 0:
+            raise InputError(f"days must be positive, got {days}")
+        return end - timedelta(days=days), end
+    if start is None:
+        raise InputError("give days= or start_time=")
+    return start, end

@@ -1,0 +1,102 @@
+"""Order requests built and validated before they reach the wire, and the result of placing one."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+from ..enums import OrderSide, OrderType
+from ..errors import InputError
+from ..models import BracketSpec, Contract, Order, PlaceOrderRequest
+
+PLACEABLE = (OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP, OrderType.JOIN_BID,
+             OrderType.JOIN_ASK)
+BRACKET_LEG_TYPES = (OrderType.LIMIT, OrderType.STOP, OrderType.TRAILING_STOP)
+_PRICE_FOR = {OrderType.LIMIT: "limit_price", OrderType.STOP: "stop_price", OrderType.TRAILING_STOP: "trail_price"}
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    """What place_order returns: the gateway's order id, the tag it carries, and the order when verified."""
+
+    order_id: int
+    custom_tag: str
+    contract_id: str
+    order: Order | None = None
+
+
+def new_tag() -> str:
+    """A unique customTag for an order the caller did not tag."""
+    return f"pxkit-{uuid.uuid4().hex}"
+
+
+def order_side(side: OrderSide | str | int) -> OrderSide:
+    if isinstance(side, str):
+        names = {"buy": OrderSide.BUY, "bid": OrderSide.BUY, "long": OrderSide.BUY,
+                 "sell": OrderSide.SELL, "ask": OrderSide.SELL, "short": OrderSide.SELL}
+        if side.strip().lower() not in names:
+            raise InputError(f"unknown side {side!r}; use 'buy' or 'sell'")
+        return names[side.strip().lower()]
+    if isinstance(side, bool) or side not in (0, 1):
+        raise InputError(f"unknown side {side!r}")
+    return OrderSide(side)
+
+
+def _price(contract: Contract, name: str, value: float, round_to_tick: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name} must be a positive number, got {value!r}")
+    if contract.on_grid(value):
+        return contract.round_price(value)
+    if round_to_tick:
+        return contract.round_price(value)
+    raise InputError(f"{name} {value} is not on the {contract.tick_size} tick grid of {contract.id} "
+                     f"(nearest: {contract.round_price(value)}); pass round_to_tick=True to round it")
+
+
+def _bracket(name: str, ticks: int | None, leg_type: OrderType, wanted_sign: int,
+             side: OrderSide) -> BracketSpec | None:
+    if ticks is None:
+        return None
+    if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks == 0:
+        raise InputError(f"{name} must be a non-zero whole number of ticks, got {ticks!r}")
+    if (ticks > 0) != (wanted_sign * side.sign > 0):
+        direction = "negative" if wanted_sign * side.sign < 0 else "positive"
+        raise InputError(f"{name} must be {direction} for a {side.name} entry (ticks are signed from the entry), "
+                         f"got {ticks}")
+    if leg_type not in BRACKET_LEG_TYPES:
+        raise InputError(f"{name} order type must be LIMIT, STOP or TRAILING_STOP, got {leg_type!r}")
+    return BracketSpec(ticks, OrderType(leg_type))
+
+
+def build_order_request(
+    contract: Contract, account_id: int, side: OrderSide | str | int, size: int, order_type: OrderType | int, *,
+    limit_price: float | None = None, stop_price: float | None = None, trail_price: float | None = None,
+    stop_loss_ticks: int | None = None, take_profit_ticks: int | None = None,
+    stop_loss_type: OrderType = OrderType.STOP, take_profit_type: OrderType = OrderType.LIMIT,
+    custom_tag: str | None = None, round_to_tick: bool = False,
+) -> PlaceOrderRequest:
+    """A PlaceOrderRequest, or InputError naming the first problem; nothing is sent."""
+    side = order_side(side)
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
+    if order_type not in PLACEABLE:
+        raise InputError(f"order type {order_type!r} cannot be placed")
+    order_type = OrderType(order_type)
+    given = {"limit_price": limit_price, "stop_price": stop_price, "trail_price": trail_price}
+    needed = _PRICE_FOR.get(order_type)
+    for name, value in given.items():
+        if name == needed and value is None:
+            raise InputError(f"{name} is required for a {order_type.name} order")
+        if name != needed and value is not None:
+            raise InputError(f"{name} does not apply to a {order_type.name} order")
+    prices = {name: _price(contract, name, value, round_to_tick) for name, value in given.items() if value is not None}
+    if custom_tag is not None and (not isinstance(custom_tag, str) or not custom_tag.strip()):
+        raise InputError(f"custom_tag must be a non-empty string, got {custom_tag!r}")
+    return PlaceOrderRequest(
+        account_id=account_id, contract_id=contract.id, type=order_type, side=side, size=size,
+        custom_tag=custom_tag or new_tag(),
+        stop_loss_bracket=_bracket("stop_loss_ticks", stop_loss_ticks, stop_loss_type, -1, side),
+        take_profit_bracket=_bracket("take_profit_ticks", take_profit_ticks, take_profit_type, 1, side),
+        **prices,
+    )

@@ -1,0 +1,151 @@
+"""Resilience primitives for the REST client: sliding-window rate limiter, circuit breaker, retry policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..errors import CircuitOpenError, RateLimitError, is_transient
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
+
+class RateLimiter:
+    """Sliding windows per endpoint class; `acquire` waits for a free slot instead of failing.
+
+    `margin` widens each window slightly so that the server, which sees requests a little later than
+    they are sent, never counts one more than its limit.
+    """
+
+    def __init__(self, limits: Mapping[str, tuple[int, float]], classify: Callable[[str], str], *,
+                 margin: float = 0.25, clock: Clock = time.monotonic) -> None:
+        self.limits = dict(limits)
+        self.classify = classify
+        self.margin = margin
+        self.clock = clock
+        self._sent: dict[str, deque[float]] = {kind: deque() for kind in self.limits}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.waited = 0.0  # total seconds callers spent waiting
+
+    async def acquire(self, endpoint: str) -> float:
+        """Wait until a request to `endpoint` fits its window, then count it; returns the seconds waited."""
+        kind = self.classify(endpoint)
+        if kind not in self.limits:
+            return 0.0
+        requests, seconds = self.limits[kind]
+        window = seconds + self.margin
+        sent = self._sent[kind]
+        waited = 0.0
+        async with self._locks.setdefault(kind, asyncio.Lock()):  # first come, first served
+            while True:
+                now = self.clock()
+                while sent and sent[0] <= now - window:
+                    sent.popleft()
+                if len(sent) < requests:
+                    sent.append(now)
+                    break
+                pause = sent[0] + window - now
+                waited += pause
+                await asyncio.sleep(pause)
+        if waited:
+            self.waited += waited
+            log.debug("rate limiter held a %s request for %.3f s", kind, waited)
+        return waited
+
+    def push_back(self, endpoint: str, retry_after: float) -> None:
+        """The server said 429: treat the window as full for `retry_after` seconds."""
+        kind = self.classify(endpoint)
+        if kind in self.limits:
+            requests, seconds = self.limits[kind]
+            until = self.clock() + retry_after - seconds - self.margin
+            self._sent[kind] = deque([until] * requests)
+
+
+class CircuitState(Enum):
+    """State of a circuit breaker."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """CLOSED -> OPEN after `failure_threshold` consecutive failures; after `reset_timeout` one trial call
+    (HALF_OPEN) decides: success closes the circuit, failure opens it again."""
+
+    def __init__(self, failure_threshold: int = 5, reset_timeout: float = 60.0, *, name: str = "gateway",
+                 clock: Clock = time.monotonic) -> None:
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self.name = name
+        self.clock = clock
+        self.state = CircuitState.CLOSED
+        self.failures = 0
+        self.opened_at = 0.0
+        self._trial_running = False
+        self.listeners: list[Callable[[CircuitState, CircuitState], None]] = []
+
+    def _move(self, state: CircuitState) -> None:
+        old, self.state = self.state, state
+        if old is not state:
+            log.warning("circuit %s: %s -> %s", self.name, old.value, state.value)
+            for listener in self.listeners:
+                listener(old, state)
+
+    def before_call(self) -> None:
+        """Raise CircuitOpenError unless a call may go ahead now."""
+        if self.state is CircuitState.OPEN:
+            remaining = self.opened_at + self.reset_timeout - self.clock()
+            if remaining > 0:
+                raise CircuitOpenError(f"circuit {self.name} is open after {self.failures} consecutive failures; "
+                                       f"next trial in {remaining:.1f} s")
+            self._move(CircuitState.HALF_OPEN)
+        if self.state is CircuitState.HALF_OPEN:
+            if self._trial_running:
+                raise CircuitOpenError(f"circuit {self.name} is half-open and its trial call is still running")
+            self._trial_running = True
+
+    def record_success(self) -> None:
+        self._trial_running = False
+        self.failures = 0
+        self._move(CircuitState.CLOSED)
+
+    def record_failure(self) -> None:
+        self._trial_running = False
+        self.failures += 1
+        if self.state is CircuitState.HALF_OPEN or self.failures >= self.failure_threshold:
+            self.opened_at = self.clock()
+            self._move(CircuitState.OPEN)
+
+    def release(self) -> None:
+        """The call ended neither as success nor as transport failure (e.g. a business error)."""
+        if self._trial_running:
+            self.record_success()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for transient errors only; `Retry-After` is honoured as given."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.2  # +/- this fraction of the delay
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def should_retry(self, attempt: int, error: BaseException) -> bool:
+        """`attempt` counts from 1 (the call that just failed)."""
+        return attempt < self.attempts and is_transient(error)
+
+    def delay(self, attempt: int, error: BaseException | None = None) -> float:
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            return error.retry_after
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return max(0.0, backoff * (1 + self.rng.uniform(-self.jitter, self.jitter)))
