@@ -100,7 +100,7 @@ class GatewayTransport:
         self.http = httpx.AsyncClient(
             base_url=config.api_url, timeout=config.timeout, transport=transport,
             http2=transport is None and config.api_url.startswith("https"),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=20),
             headers={"Accept": "application/json"},
         )
         self.limiter = RateLimiter({"general": config.general_rate_limit, "history": config.history_rate_limit},
