@@ -21,6 +21,10 @@ ENV_URLS = {"api_url": "PROJECT_X_API_URL", "user_hub_url": "PROJECT_X_USER_HUB_
             "market_hub_url": "PROJECT_X_MARKET_HUB_URL"}
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectXConfig:
     """Everything the client needs; the defaults point at TopstepX and follow the gateway's published limits."""
@@ -43,17 +47,25 @@ class ProjectXConfig:
     verify_orders: bool = False  # look a placed order up before place_order returns
 
     def __post_init__(self) -> None:
+        for name in ("username", "api_key", "account_name", "api_url", "user_hub_url", "market_hub_url"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string")
         for name in ("timeout", "token_refresh_buffer", "retry_base_delay", "retry_max_delay",
                      "breaker_reset_timeout"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative")
+            if not _is_number(getattr(self, name)) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be a number >= 0")
         for name in ("retry_attempts", "breaker_failure_threshold"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
+            value = getattr(self, name)
+            if not _is_number(value) or not float(value).is_integer() or value < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1")
         for name in ("general_rate_limit", "history_rate_limit"):
-            requests, seconds = getattr(self, name)
-            if requests < 1 or seconds <= 0:
-                raise ConfigError(f"{name} must be (requests >= 1, seconds > 0)")
+            value = getattr(self, name)
+            if (not isinstance(value, tuple) or len(value) != 2 or not all(_is_number(v) for v in value)
+                    or value[0] < 1 or value[1] <= 0):
+                raise ConfigError(f"{name} must be a pair (requests >= 1, seconds > 0)")
+        if not isinstance(self.verify_orders, bool):
+            raise ConfigError("verify_orders must be true or false")
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -106,11 +118,11 @@ class ProjectXConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config file {file} must hold a mapping of settings")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(key) for key in set(data) - known)
         if unknown:
             raise ConfigError(f"unknown settings in {file}: {', '.join(unknown)}")
         for name in ("general_rate_limit", "history_rate_limit"):
-            if name in data:
+            if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])
         return cls(**data)
 

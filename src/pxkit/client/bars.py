@@ -26,6 +26,10 @@ _UNIT_NAMES = {
 Post = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def bar_unit(unit: BarUnit | int | str) -> BarUnit:
     """BarUnit from an enum, its integer or a name (`"minute"`, `"min"`, `"h"`, ...)."""
     if isinstance(unit, str):
@@ -60,10 +64,10 @@ async def fetch_bars(post: Post, contract_id: str, start: datetime, end: datetim
     The gateway answers newest first and at most 20,000 bars a request, so pages walk backwards by
     moving `endTime` to the oldest bar seen.
     """
-    if unit_number < 1:
-        raise InputError(f"interval must be at least 1, got {unit_number}")
-    if limit is not None and limit < 1:
-        raise InputError(f"limit must be at least 1, got {limit}")
+    if not _whole(unit_number):
+        raise InputError(f"interval must be a whole number >= 1, got {unit_number!r}")
+    if limit is not None and not _whole(limit):
+        raise InputError(f"limit must be a whole number >= 1, got {limit!r}")
     if start >= end:
         raise InputError(f"start {start.isoformat()} must be before end {end.isoformat()}")
     seen: dict[datetime, Bar] = {}
@@ -101,7 +105,8 @@ def window(days: float | None, start: datetime | None, end: datetime | None, now
             raise InputError("give either days= or start_time=, not both")
         if days <= 0:
             raise InputError(f"days must be positive, got {days}")
-        return end - timedelta(days=days), end
+        start = end - timedelta(days=days)
+        return start.replace(microsecond=0), end  # gateway time is known to the second
     if start is None:
         raise InputError("give days= or start_time=")
     return start, end

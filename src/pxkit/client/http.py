@@ -28,7 +28,7 @@ from ..models import Account, Contract, Order, Position, Trade
 from .auth import TokenManager
 from .bars import bar_unit, bars_frame, fetch_bars, utc, window
 from .instruments import is_contract_id, normalise, pick_contract
-from .orders import PlacedOrder, build_order_request
+from .orders import PlacedOrder, build_order_request, is_positive_number
 from .transport import HISTORY_PATH, GatewayTransport
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,14 @@ class ProjectX:
         await self.transport.tokens.get()
         accounts = await self.list_accounts()
         if self.config.account_name:
-            return await self.select_account(self.config.account_name, accounts=accounts)
-        tradable = [a for a in accounts if a.can_trade] or accounts
-        if not tradable:
+            return await self.select_account(self.config.account_name)
+        if not accounts:
             raise ConfigError(f"user {self.config.username!r} has no active account")
-        self.account = tradable[0]
+        tradable = [a for a in accounts if a.can_trade]
+        if not tradable:
+            log.warning("no account of user %r can trade; selected %s for data only", self.config.username,
+                        accounts[0].name)
+        self.account = (tradable or accounts)[0]
         return self.account
 
     async def list_accounts(self, only_active: bool = True) -> list[Account]:
@@ -101,9 +104,9 @@ class ProjectX:
     async def select_account(self, name_or_id: str | int, *, accounts: list[Account] | None = None) -> Account:
         """Use this account by default: an exact id, or a case-insensitive name."""
         accounts = accounts if accounts is not None else await self.list_accounts(only_active=False)
+        wanted = str(name_or_id).strip().lower()
         for account in accounts:
-            if account.id == name_or_id or (isinstance(name_or_id, str) and account.name.lower() ==
-                                            name_or_id.strip().lower()):
+            if wanted in (str(account.id), account.name.lower()):
                 self.account = account
                 return account
         raise ConfigError(f"no account {name_or_id!r}; available: {', '.join(a.name for a in accounts)}")
@@ -223,6 +226,9 @@ class ProjectX:
             raise InputError("modify_order needs at least one of size, limit_price, stop_price, trail_price")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
             raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
+        for name, value in (("limit_price", limit_price), ("stop_price", stop_price), ("trail_price", trail_price)):
+            if value is not None and not is_positive_number(value):
+                raise InputError(f"{name} must be a positive number, got {value!r}")
         body = {"accountId": self._account_id(account_id), "orderId": order_id,
                 **{k: v for k, v in changes.items() if v is not None}}
         await self._post("/api/Order/modify", body)

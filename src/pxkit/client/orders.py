@@ -43,8 +43,13 @@ def order_side(side: OrderSide | str | int) -> OrderSide:
     return OrderSide(side)
 
 
+def is_positive_number(value: object) -> bool:
+    """A finite number > 0 (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
 def _price(contract: Contract, name: str, value: float, round_to_tick: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if not is_positive_number(value):
         raise InputError(f"{name} must be a positive number, got {value!r}")
     if contract.on_grid(value):
         return contract.round_price(value)

@@ -124,10 +124,9 @@ class CircuitBreaker:
             self.opened_at = self.clock()
             self._move(CircuitState.OPEN)
 
-    def release(self) -> None:
-        """The call ended neither as success nor as transport failure (e.g. a business error)."""
-        if self._trial_running:
-            self.record_success()
+    def abandon(self) -> None:
+        """The call ended before the server could be judged (cancelled, or failed locally)."""
+        self._trial_running = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,5 +146,5 @@ class RetryPolicy:
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         if isinstance(error, RateLimitError) and error.retry_after is not None:
             return error.retry_after
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return max(0.0, backoff * (1 + self.rng.uniform(-self.jitter, self.jitter)))
+        backoff = self.base_delay * 2 ** (attempt - 1) * (1 + self.rng.uniform(-self.jitter, self.jitter))
+        return min(self.max_delay, max(0.0, backoff))

@@ -154,11 +154,11 @@ class GatewayTransport:
         return self._read(path, response)
 
     async def _send(self, path: str, body: dict[str, Any] | None, token: str | None) -> httpx.Response:
-        await self.limiter.acquire(path)
-        self.breaker.before_call()
+        self.breaker.before_call()  # fail fast, before taking a rate-limit slot
         headers = {"Authorization": f"Bearer {token}"} if token else None
         started = time.perf_counter()
         try:
+            await self.limiter.acquire(path)
             response = await self.http.post(path, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             self.breaker.record_failure()
@@ -170,14 +170,15 @@ class GatewayTransport:
         except httpx.TransportError as exc:
             self.breaker.record_failure()
             raise ConnectionLostError(f"{path}: connection lost ({type(exc).__name__})") from None
+        except BaseException:  # cancelled, or failed before the server could answer: no verdict
+            self.breaker.abandon()
+            raise
         log.debug("POST %s -> %d in %.1f ms", path, response.status_code, (time.perf_counter() - started) * 1000)
         self._note_server_time(response)
         if response.status_code == 408 or response.status_code >= 500:
             self.breaker.record_failure()
-        elif response.status_code == 200:
+        else:  # any other answer shows the server is up
             self.breaker.record_success()
-        else:
-            self.breaker.release()
         return response
 
     def _note_server_time(self, response: httpx.Response) -> None:
