@@ -4,6 +4,7 @@ validation that sends nothing, and secrets that never leak into logs, reprs or e
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -417,9 +418,8 @@ async def test_secrets_never_leak(caplog: pytest.LogCaptureFixture) -> None:
             tokens = {px.tokens.current}
             placed = await px.place_order("MNQ", "buy", 1, verify=True)
             await px.get_bars("MNQ", days=0.1, end_time=NOW)
-            px.tokens.refresh_buffer = 1e9  # the token looks stale: the next call refreshes it through validate
+            px.tokens.expires_at = time.time()  # the token looks stale: the next call refreshes it through validate
             await px.list_accounts()
-            px.tokens.refresh_buffer = config.token_refresh_buffer
             tokens.add(px.tokens.current)
             tokens.add(await px.transport.tokens.renew(px.tokens.current))  # a fresh login
             sim.expire_tokens()  # 401, then a login again

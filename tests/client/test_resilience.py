@@ -80,14 +80,15 @@ async def test_limiter_classes_are_independent() -> None:
     assert await rl.acquire("/bars") > 0
 
 
-async def test_push_back_blocks_until_retry_after() -> None:
+async def test_push_back_blocks_until_retry_after_then_frees_slots_one_at_a_time() -> None:
     rl = limiter(general=(5, 0.05), margin=0.0)
     before = time.monotonic()
     rl.push_back("/a", 0.12)
     assert await rl.acquire("/bars") == 0.0  # the other class is untouched
-    waited = await rl.acquire("/a")
-    assert waited > 0 and time.monotonic() - before >= 0.12
-    assert [await rl.acquire("/a") for _ in range(4)] == [0.0] * 4  # then the whole window is free again
+    assert await rl.acquire("/a") > 0 and time.monotonic() - before >= 0.12
+    for _ in range(4):  # the other slots free up at the average rate, 0.01 s apart: no burst
+        await rl.acquire("/a")
+    assert time.monotonic() - before >= 0.12 + 0.04
     rl.push_back("/free", 100.0)  # unknown class: no effect
     assert await rl.acquire("/free") == 0.0
 
@@ -95,13 +96,14 @@ async def test_push_back_blocks_until_retry_after() -> None:
 async def test_push_back_uses_the_limiter_clock() -> None:
     clock = FakeClock(50.0)
     rl = RateLimiter({"general": (2, 10.0)}, lambda _: "general", margin=0.5, clock=clock)
-    rl.push_back("/a", 3.0)  # the window counts as full until exactly 53.0
+    rl.push_back("/a", 3.0)  # the first slot frees at exactly 53.0, the second 10 / 2 s later
     clock.now = 52.95
     task = asyncio.create_task(rl.acquire("/a"))
     await asyncio.sleep(0)  # one step: the task computes its pause (0.05 s) and sleeps
     clock.now = 53.0
     assert await task == pytest.approx(0.05)
-    assert await rl.acquire("/a") == 0.0  # both phantom sends left together
+    clock.now = 58.0
+    assert await rl.acquire("/a") == 0.0
     assert rl.waited == pytest.approx(0.05)
 
 

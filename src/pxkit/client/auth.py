@@ -46,6 +46,7 @@ class TokenManager:
         self._clock = clock
         self._token: str | None = None
         self.expires_at: float | None = None
+        self._issued_at = 0.0
         self._lock = asyncio.Lock()
         self._listeners: list[TokenListener] = []
         self._pending_notice = False  # a replaced token listeners have not heard of yet
@@ -68,10 +69,11 @@ class TokenManager:
         return self._token
 
     def _fresh(self) -> bool:
-        if self._token is None:
+        """Usable without a refresh: before `refresh_buffer` (at most half the token's lifetime) of its expiry."""
+        if self._token is None or self.expires_at is None:
             return False
-        expires = self.expires_at if self.expires_at is not None else 0.0
-        return self._clock() < expires - self.refresh_buffer
+        buffer = min(self.refresh_buffer, (self.expires_at - self._issued_at) / 2)
+        return self._clock() < self.expires_at - buffer
 
     async def get(self) -> str:
         """A usable token: logs in the first time, refreshes when within `refresh_buffer` of expiry."""
@@ -119,6 +121,7 @@ class TokenManager:
 
     def _install(self, token: str, *, replaced: bool) -> None:
         self._token = token
+        self._issued_at = self._clock()
         expiry = token_expiry(token)
         self.expires_at = expiry if expiry is not None else self._clock() + UNKNOWN_LIFETIME
         self._pending_notice = replaced

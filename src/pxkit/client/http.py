@@ -199,6 +199,8 @@ class ProjectX:
             try:
                 return int((await self._post("/api/Order/place", body, idempotent=False))["orderId"])
             except TransportError as exc:
+                if not exc.maybe_processed:  # surely never arrived, and already retried by the transport
+                    raise
                 log.warning("placing order %s: %s; looking the tag up before any retry", tag, type(exc).__name__)
                 failure: Exception = exc
             except OrderRejectedError as exc:  # a duplicate tag means an earlier attempt did arrive

@@ -60,12 +60,13 @@ class RateLimiter:
         return waited
 
     def push_back(self, endpoint: str, retry_after: float) -> None:
-        """The server said 429: treat the window as full for `retry_after` seconds."""
+        """The server said 429: no request for `retry_after` seconds, then slots free up one at a time
+        at the configured average rate (not all at once, which would hit the server with a burst)."""
         kind = self.classify(endpoint)
         if kind in self.limits:
             requests, seconds = self.limits[kind]
-            until = self.clock() + retry_after - seconds - self.margin
-            self._sent[kind] = deque([until] * requests)
+            first = self.clock() + retry_after - seconds - self.margin
+            self._sent[kind] = deque(first + i * seconds / requests for i in range(requests))
 
 
 class CircuitState(Enum):
