@@ -1,7 +1,10 @@
 """pxkit: async client, simulated gateway and Jupyter layer for the ProjectX Gateway API."""
 
 from .client.http import ProjectX
+from .client.hublink import LinkSettings, LinkState
 from .client.orders import PlacedOrder
+from .client.realtime import ConnectionEvent, HubEvent, ProjectXRealtimeClient
+from .client.reconcile import ReconcileReport
 from .config import ProjectXConfig
 from .enums import (
     BarsError,
@@ -88,6 +91,7 @@ __all__ = [
     "ClosePositionError",
     "ClosePositionRequest",
     "ConfigError",
+    "ConnectionEvent",
     "ConnectionLostError",
     "Contract",
     "ContractAvailableRequest",
@@ -98,10 +102,13 @@ __all__ = [
     "DepthEntry",
     "DomType",
     "GatewayError",
+    "HubEvent",
     "InputError",
     "InstrumentNotFoundError",
     "InsufficientFundsError",
     "InvalidRequestError",
+    "LinkSettings",
+    "LinkState",
     "LoginAppRequest",
     "LoginError",
     "LoginKeyRequest",
@@ -124,10 +131,12 @@ __all__ = [
     "PositionType",
     "ProjectX",
     "ProjectXConfig",
+    "ProjectXRealtimeClient",
     "ProtocolError",
     "PxError",
     "Quote",
     "RateLimitError",
+    "ReconcileReport",
     "RequestTimeoutError",
     "SearchError",
     "ServerError",

@@ -62,7 +62,8 @@ class TokenManager:
         self._listeners.append(listener)
 
     def remove_listener(self, listener: TokenListener) -> None:
-        self._listeners.remove(listener)
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     @property
     def current(self) -> str | None:

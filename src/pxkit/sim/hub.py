@@ -298,6 +298,7 @@ class Hub:
         self.ping_interval = ping_interval
         self.client_timeout = client_timeout
         self.coalesce = coalesce
+        self._refuse_until = 0.0
         self._invoke = invoke
         self._authorize = authorize
         self._on_connect = on_connect
@@ -337,7 +338,17 @@ class Hub:
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.close_all()
 
+    def refuse_for(self, seconds: float) -> int:
+        """Drop every connection and answer HTTP 503 to new ones for `seconds`; returns how many were dropped."""
+        self._refuse_until = asyncio.get_running_loop().time() + seconds
+        return self.drop_all()
+
+    def _check_open(self) -> None:
+        if asyncio.get_running_loop().time() < self._refuse_until:
+            raise web.HTTPServiceUnavailable()
+
     async def _negotiate(self, request: web.Request) -> web.Response:
+        self._check_open()
         if not self._authorize(_token(request)):
             raise web.HTTPUnauthorized()
         try:
@@ -356,6 +367,7 @@ class Hub:
         return web.json_response(body)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        self._check_open()
         if not self._authorize(_token(request)):
             raise web.HTTPUnauthorized()
         key = request.query.get("id")

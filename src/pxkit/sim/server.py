@@ -141,6 +141,10 @@ class SimServer:
         """Abort every hub connection (as a network cut would); returns how many."""
         return self.gateway.user_hub.drop_all() + self.gateway.market_hub.drop_all()
 
+    def refuse_hubs(self, seconds: float) -> int:
+        """A hub outage while REST stays up: drop hub connections and refuse new ones for `seconds`."""
+        return self.gateway.user_hub.refuse_for(seconds) + self.gateway.market_hub.refuse_for(seconds)
+
     def go_silent(self) -> int:
         """Current hub connections stay open but receive nothing more (no events, no pings)."""
         return self.gateway.user_hub.go_silent() + self.gateway.market_hub.go_silent()

@@ -1,0 +1,278 @@
+"""ProjectXRealtimeClient: the user and market hubs on asyncio, with subscriptions that survive reconnects.
+
+This is the kit's one thread boundary (see hublink.py). Pushes arrive decoded into models, in arrival order,
+on one async stream per hub and through callbacks; each carries the time its frame was received. After every
+reconnect the subscriptions are replayed and, for the user hub, a StateReconciler compares the cached orders,
+positions and account with the gateway's and reports what was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..codec import USER_EVENT_MODELS, decode_records, from_wire, split_market_event, unwrap_user_event
+from ..config import ProjectXConfig
+from ..enums import UserAction
+from ..errors import ProtocolError
+from ..models import DepthEntry, MarketTrade, Quote
+from .auth import TokenManager
+from .hublink import HubLink, LinkSettings, LinkState
+from .reconcile import ReconcileReport, StateReconciler, UserState, UserStateSource
+
+log = logging.getLogger(__name__)
+
+USER, MARKET = "user", "market"
+_MARKET_FEEDS = {"quotes": "ContractQuotes", "trades": "ContractTrades", "depth": "ContractMarketDepth"}
+_END = object()
+
+
+@dataclass(frozen=True, slots=True)
+class HubEvent:
+    """One decoded push: a Quote, a list of MarketTrade or DepthEntry, or an Order/Position/Account/Trade."""
+
+    hub: str
+    target: str
+    data: Any
+    received_at: float  # time.time() when its frame arrived on the socket
+    contract_id: str | None = None
+    action: UserAction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A hub's connection state changed."""
+
+    hub: str
+    state: LinkState
+    at: float
+
+
+class ProjectXRealtimeClient:
+    """Both hubs behind one asyncio facade: connect, subscribe, stream, and never lose a subscription."""
+
+    def __init__(self, config: ProjectXConfig, tokens: TokenManager, *, settings: LinkSettings | None = None,
+                 rest: UserStateSource | None = None) -> None:
+        self.tokens = tokens
+        self.rest = rest
+        settings = settings or LinkSettings()
+        self.links = {
+            hub: HubLink(hub, url, tokens.get, on_messages=self._handler(hub), on_ready=self._ready(hub),
+                         on_state=self._state_changed, on_unauthorized=tokens.renew, settings=settings)
+            for hub, url in ((USER, config.user_hub_url), (MARKET, config.market_hub_url))
+        }
+        self._accounts: list[int] = []
+        self._contracts: dict[str, dict[str, bool]] = {}
+        self.user_states: dict[int, UserState] = {}
+        self._reconcilers: dict[int, StateReconciler] = {}
+        self._callbacks: dict[str, list[Callable[[HubEvent], Any]]] = {}
+        self._state_callbacks: list[Callable[[ConnectionEvent], Any]] = []
+        self._reconcile_callbacks: list[Callable[[int, ReconcileReport], Any]] = []
+        self._queues: dict[str, list[asyncio.Queue[Any]]] = {USER: [], MARKET: []}
+        self.decode_errors = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self) -> None:
+        """Connect both hubs (waits until both are up) and reconnect them whenever the token is refreshed."""
+        self.tokens.add_listener(self._token_replaced)
+        await asyncio.gather(*(link.start() for link in self.links.values()))
+
+    async def disconnect(self) -> None:
+        """Close both hubs; returns within about 2 s even when the server has gone silent."""
+        self.tokens.remove_listener(self._token_replaced)
+        await asyncio.gather(*(link.close() for link in self.links.values()))
+        for queues in self._queues.values():
+            for queue in queues:
+                queue.put_nowait(_END)
+
+    def _token_replaced(self, token: str) -> None:
+        """A refreshed token only works for new connections: reconnect both hubs with it."""
+        for link in self.links.values():
+            link.reconnect()
+
+    async def __aenter__(self) -> ProjectXRealtimeClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()
+
+    def connected(self, hub: str) -> bool:
+        return self.links[hub].connected
+
+    async def invoke(self, hub: str, method: str, *args: Any) -> Any:
+        return await self.links[hub].invoke(method, *args)
+
+    # ------------------------------------------------------------------ subscriptions
+
+    async def subscribe_user(self, account_id: int) -> None:
+        """Accounts, orders, positions and trades of an account; kept across reconnects."""
+        if account_id not in self._accounts:
+            self._accounts.append(account_id)
+            state = self.user_states[account_id] = UserState(account_id)
+            if self.rest is not None:
+                self._reconcilers[account_id] = StateReconciler(self.rest, state)
+        if self.links[USER].connected:
+            await self._subscribe_account(account_id, first=len(self._accounts) == 1)
+        reconciler = self._reconcilers.get(account_id)
+        if reconciler is not None:
+            await reconciler.prime()
+
+    async def unsubscribe_user(self, account_id: int) -> None:
+        if account_id in self._accounts:
+            self._accounts.remove(account_id)
+            if self.links[USER].connected:
+                for feed in ("Orders", "Positions", "Trades"):
+                    await self.invoke(USER, f"Unsubscribe{feed}", account_id)
+                if not self._accounts:
+                    await self.invoke(USER, "UnsubscribeAccounts")
+
+    async def subscribe_market(self, contract_id: str, *, quotes: bool = True, trades: bool = True,
+                               depth: bool = False) -> None:
+        """Market data of a contract; feeds add up over calls and are kept across reconnects."""
+        feeds = self._contracts.setdefault(contract_id, dict.fromkeys(_MARKET_FEEDS, False))
+        wanted = {"quotes": quotes, "trades": trades, "depth": depth}
+        new = [feed for feed, on in wanted.items() if on and not feeds[feed]]
+        for feed in new:
+            feeds[feed] = True
+        if self.links[MARKET].connected:
+            for feed in new:
+                await self.invoke(MARKET, f"Subscribe{_MARKET_FEEDS[feed]}", contract_id)
+
+    async def unsubscribe_market(self, contract_id: str, *, quotes: bool = True, trades: bool = True,
+                                 depth: bool = True) -> None:
+        feeds = self._contracts.get(contract_id)
+        if feeds is None:
+            return
+        dropped = [feed for feed, off in (("quotes", quotes), ("trades", trades), ("depth", depth))
+                   if off and feeds[feed]]
+        for feed in dropped:
+            feeds[feed] = False
+            if self.links[MARKET].connected:
+                await self.invoke(MARKET, f"Unsubscribe{_MARKET_FEEDS[feed]}", contract_id)
+        if not any(feeds.values()):
+            del self._contracts[contract_id]
+
+    async def _subscribe_account(self, account_id: int, *, first: bool) -> None:
+        if first:
+            await self.invoke(USER, "SubscribeAccounts")
+        for feed in ("Orders", "Positions", "Trades"):
+            await self.invoke(USER, f"Subscribe{feed}", account_id)
+
+    def _ready(self, hub: str) -> Callable[[bool], Any]:
+        async def replay(reconnected: bool) -> None:
+            if hub == USER:
+                for i, account_id in enumerate(list(self._accounts)):
+                    await self._subscribe_account(account_id, first=i == 0)
+                if reconnected:
+                    await self._reconcile()
+            else:
+                for contract_id, feeds in list(self._contracts.items()):
+                    for feed, on in feeds.items():
+                        if on:
+                            await self.invoke(MARKET, f"Subscribe{_MARKET_FEEDS[feed]}", contract_id)
+
+        return replay
+
+    async def _reconcile(self) -> None:
+        for account_id, reconciler in list(self._reconcilers.items()):
+            report = await reconciler.reconcile()
+            for callback in list(self._reconcile_callbacks):
+                self._call(callback, account_id, report)
+
+    # ------------------------------------------------------------------ listeners
+
+    def on(self, target: str, callback: Callable[[HubEvent], Any]) -> None:
+        """Call `callback(event)` on the loop for every push of `target` (`"*"`: every push)."""
+        self._callbacks.setdefault(target, []).append(callback)
+
+    def off(self, target: str, callback: Callable[[HubEvent], Any]) -> None:
+        self._callbacks.get(target, []).remove(callback)
+
+    def on_state(self, callback: Callable[[ConnectionEvent], Any]) -> None:
+        self._state_callbacks.append(callback)
+
+    def on_reconciled(self, callback: Callable[[int, ReconcileReport], Any]) -> None:
+        """Call `callback(account_id, report)` after every reconciliation."""
+        self._reconcile_callbacks.append(callback)
+
+    async def stream(self, hub: str) -> AsyncIterator[HubEvent | ConnectionEvent]:
+        """Every push and state change of a hub, in order, from now until disconnect()."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queues[hub].append(queue)
+        try:
+            while (item := await queue.get()) is not _END:
+                yield item
+        finally:
+            self._queues[hub].remove(queue)
+
+    def _call(self, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            result = callback(*args)
+            if asyncio.iscoroutine(result):  # async listeners run as tasks, kept until done
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except Exception:  # a listener's bug must not stop the stream
+            log.exception("realtime listener %r failed", callback)
+
+    def _publish(self, hub: str, item: HubEvent | ConnectionEvent, target: str | None) -> None:
+        for queue in self._queues[hub]:
+            queue.put_nowait(item)
+        if target is not None:
+            for callback in self._callbacks.get(target, []) + self._callbacks.get("*", []):
+                self._call(callback, item)
+
+    def _state_changed(self, hub: str, state: LinkState) -> None:
+        event = ConnectionEvent(hub, state, time.time())
+        log.info("%s hub %s", hub, state.value)
+        self._publish(hub, event, None)
+        for callback in list(self._state_callbacks):
+            self._call(callback, event)
+
+    # ------------------------------------------------------------------ decoding
+
+    def _handler(self, hub: str) -> Callable[[float, list[tuple[str, list[Any]]]], None]:
+        decode = self._decode_user if hub == USER else self._decode_market
+
+        def handle(received: float, events: list[tuple[str, list[Any]]]) -> None:
+            for target, args in events:
+                try:
+                    event = decode(target, args, received)
+                except ProtocolError as exc:
+                    self.decode_errors += 1
+                    log.warning("%s hub: undecodable %s push (%s)", hub, target, exc)
+                    continue
+                self._publish(hub, event, target)
+
+        return handle
+
+    def _decode_user(self, target: str, args: list[Any], received: float) -> HubEvent:
+        model = USER_EVENT_MODELS.get(target)
+        if model is None:
+            return HubEvent(USER, target, args, received)
+        action, data = unwrap_user_event(model, args)
+        account_id = data.id if target == "GatewayUserAccount" else data.account_id
+        state = self.user_states.get(account_id)
+        if state is not None:
+            state.apply(data, action)
+        return HubEvent(USER, target, data, received, getattr(data, "contract_id", None), action)
+
+    @staticmethod
+    def _decode_market(target: str, args: list[Any], received: float) -> HubEvent:
+        contract_id, payload = split_market_event(args)
+        if target == "GatewayQuote":
+            data: Any = from_wire(Quote, payload)
+        elif target == "GatewayTrade":
+            data = decode_records(MarketTrade, payload)
+        elif target == "GatewayDepth":
+            data = decode_records(DepthEntry, payload)
+        else:
+            data = payload
+        return HubEvent(MARKET, target, data, received, contract_id)
