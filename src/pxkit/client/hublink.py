@@ -52,7 +52,7 @@ class LinkSettings:
     invoke_timeout: float = 10.0
     backoff: Sequence[float] = DEFAULT_BACKOFF  # delays between attempts; the last one repeats
     max_attempts: int | None = None  # None: retry for ever
-    stop_timeout: float = 1.5  # budget for tearing one connection down
+    stop_timeout: float = 0.8  # budget for each of the two waits of a teardown (start in flight, stop)
 
 
 class HubLink:
