@@ -104,6 +104,7 @@ class HubLink:
             waiter.cancel()
             if self._task in done:
                 self._task.result()  # re-raise why supervision ended
+            await self.close()  # no supervisor keeps retrying behind a failed start
             raise ConnectionLostError(f"{self.name} hub: could not connect ({self.last_error})", maybe_processed=False)
 
     async def close(self) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..codec import USER_EVENT_MODELS, decode_records, from_wire, split_market_event, unwrap_user_event
 from ..config import ProjectXConfig
 from ..enums import UserAction
-from ..errors import ProtocolError
+from ..errors import GatewayError, ProtocolError, PxError
 from ..models import DepthEntry, MarketTrade, Quote
 from .auth import TokenManager
 from .hublink import HubLink, LinkSettings, LinkState
@@ -136,14 +136,13 @@ class ProjectXRealtimeClient:
     async def subscribe_market(self, contract_id: str, *, quotes: bool = True, trades: bool = True,
                                depth: bool = False) -> None:
         """Market data of a contract; feeds add up over calls and are kept across reconnects."""
-        feeds = self._contracts.setdefault(contract_id, dict.fromkeys(_MARKET_FEEDS, False))
+        feeds = self._contracts.get(contract_id) or dict.fromkeys(_MARKET_FEEDS, False)
         wanted = {"quotes": quotes, "trades": trades, "depth": depth}
-        new = [feed for feed, on in wanted.items() if on and not feeds[feed]]
-        for feed in new:
-            feeds[feed] = True
-        if self.links[MARKET].connected:
-            for feed in new:
+        for feed in [feed for feed, on in wanted.items() if on and not feeds[feed]]:
+            if self.links[MARKET].connected:  # a refusal (unknown contract) raises and is not remembered
                 await self.invoke(MARKET, f"Subscribe{_MARKET_FEEDS[feed]}", contract_id)
+            feeds[feed] = True
+            self._contracts[contract_id] = feeds
 
     async def unsubscribe_market(self, contract_id: str, *, quotes: bool = True, trades: bool = True,
                                  depth: bool = True) -> None:
@@ -167,22 +166,34 @@ class ProjectXRealtimeClient:
 
     def _ready(self, hub: str) -> Callable[[bool], Any]:
         async def replay(reconnected: bool) -> None:
+            """Resubscribe everything (a lost connection raises and reconnects; a refusal is logged)."""
             if hub == USER:
                 for i, account_id in enumerate(list(self._accounts)):
-                    await self._subscribe_account(account_id, first=i == 0)
+                    await self._replay(self._subscribe_account(account_id, first=i == 0), f"account {account_id}")
                 if reconnected:
                     await self._reconcile()
             else:
                 for contract_id, feeds in list(self._contracts.items()):
-                    for feed, on in feeds.items():
-                        if on:
-                            await self.invoke(MARKET, f"Subscribe{_MARKET_FEEDS[feed]}", contract_id)
+                    for feed in [feed for feed, on in feeds.items() if on]:
+                        await self._replay(self.invoke(MARKET, f"Subscribe{_MARKET_FEEDS[feed]}", contract_id),
+                                           f"{feed} of {contract_id}")
 
         return replay
 
+    @staticmethod
+    async def _replay(subscription: Awaitable[Any], what: str) -> None:
+        try:
+            await subscription
+        except GatewayError as exc:  # the hub refused it: retrying on every reconnect would not help
+            log.error("resubscribing to %s was refused: %s", what, exc)
+
     async def _reconcile(self) -> None:
         for account_id, reconciler in list(self._reconcilers.items()):
-            report = await reconciler.reconcile()
+            try:
+                report = await reconciler.reconcile()
+            except PxError as exc:  # REST trouble must not take the hub down; the next reconnect retries
+                log.error("reconciling account %d failed: %s", account_id, exc)
+                continue
             for callback in list(self._reconcile_callbacks):
                 self._call(callback, account_id, report)
 
