@@ -17,7 +17,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from pxkit import LinkSettings, ProjectX, ProjectXConfig, ProjectXRealtimeClient
+from pxkit import HubEvent, LinkSettings, ProjectX, ProjectXConfig, ProjectXRealtimeClient
 from pxkit.codec import format_ts
 
 SERVE = "--serve"
@@ -54,7 +54,7 @@ async def measure(base_url: str, seconds: float) -> tuple[float, list[float]]:
     async with ProjectX(config) as px:
         realtime = ProjectXRealtimeClient(config, px.tokens, settings=LinkSettings(skip_negotiation=True))
 
-        def on_quote(event) -> None:  # noqa: ANN001
+        def on_quote(event: HubEvent) -> None:
             if event.data.symbol_name == MARK:
                 latencies.append(time.time() - event.data.timestamp.timestamp())
 

@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.error import HTTPError
 
+import httpx
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 from signalrcore.messages.message_type import MessageType
 from signalrcore.messages.ping_message import PingMessage
@@ -45,7 +45,7 @@ class LinkState(enum.Enum):
 class LinkSettings:
     """Supervision knobs of a hub link."""
 
-    skip_negotiation: bool = False
+    skip_negotiation: bool = True  # the gateway's documented way; False negotiates first (v1, with a timeout)
     keepalive_interval: float = 10.0  # our SignalR ping (signalrcore sends none by itself)
     stale_after: float = 30.0  # no message for this long: the link is dead
     connect_timeout: float = 10.0
@@ -147,12 +147,13 @@ class HubLink:
                 continue
             attempt = 0
             self._up.set()
-            self._on_state(self.name, LinkState.RECONNECTED if ever_connected else LinkState.CONNECTED)
             try:
-                await self._on_ready(ever_connected)
+                await self._on_ready(ever_connected)  # subscriptions back (and state reconciled) first...
             except Exception:
                 log.exception("%s hub: restoring subscriptions failed; reconnecting", self.name)
                 self._down.set()
+            # ...so a listener hearing RECONNECTED can rely on them
+            self._on_state(self.name, LinkState.RECONNECTED if ever_connected else LinkState.CONNECTED)
             ever_connected = True
             await self._watch()
             self._up.clear()
@@ -162,25 +163,49 @@ class HubLink:
             if not self._closing:
                 self._on_state(self.name, LinkState.RECONNECTING)
 
+    async def _negotiate(self, token: str) -> str:
+        """POST {hub}/negotiate ourselves (signalrcore's has no timeout); returns the WebSocket URL to open."""
+        # the token goes in a header: URLs end up in logs
+        async with httpx.AsyncClient(timeout=self.settings.connect_timeout) as http:
+            response = await http.post(f"{self.url}/negotiate", params={"negotiateVersion": 1},
+                                       headers={"Authorization": f"Bearer {token}"})
+        if response.status_code == 401:
+            if self._on_unauthorized is not None:
+                await self._on_unauthorized(token)  # the next attempt takes the renewed token
+            raise ConnectionLostError("unauthorized", maybe_processed=False)
+        if response.status_code != 200:
+            raise ConnectionLostError(f"negotiate answered HTTP {response.status_code}", maybe_processed=False)
+        body = response.json()
+        connection = body.get("connectionToken") or body.get("connectionId")
+        if not connection:
+            raise ConnectionLostError("negotiate gave no connection id", maybe_processed=False)
+        return f"{self.url}?access_token={token}&id={connection}"
+
     async def _open(self) -> None:
         self._down.clear()
         token = await self._token()
+        url = f"{self.url}?access_token={token}"
+        if not self.settings.skip_negotiation:
+            url = await self._negotiate(token)
         connection = (HubConnectionBuilder()
-                      .with_url(f"{self.url}?access_token={token}",
-                                options={"skip_negotiation": self.settings.skip_negotiation})
+                      .with_url(url, options={"skip_negotiation": True})
                       .configure_logging(logging.CRITICAL).build())
         opened = asyncio.Event()
         loop = self._loop
         assert loop is not None
         connection.on_open(lambda: loop.call_soon_threadsafe(opened.set))
-        connection.on_close(lambda: loop.call_soon_threadsafe(self._down.set))
+        connection.on_close(lambda: loop.call_soon_threadsafe(self._closed, connection))
         connection.on_message = self._receive  # all messages of a frame come here, on signalrcore's thread
         self._connection = connection
         self._starting = asyncio.ensure_future(asyncio.to_thread(self._start_blocking, connection))
+        self._starting.add_done_callback(_retrieve)  # an abandoned attempt's failure is not worth a warning
         try:
             await asyncio.wait_for(asyncio.shield(self._starting), self.settings.connect_timeout)
-        except Exception as exc:  # HTTPError from negotiate, SocketHandshakeError from the upgrade, OSError
-            unauthorized = (exc.code == 401) if isinstance(exc, HTTPError) else " 401 " in str(exc)
+        except TimeoutError:
+            _shut(connection)  # a hung upgrade: unblock the worker thread's recv()
+            raise RequestTimeoutError("the hub did not accept the connection in time", maybe_processed=False) from None
+        except Exception as exc:  # SocketHandshakeError from the upgrade, OSError, timeout
+            unauthorized = " 401 " in str(exc)
             if unauthorized and self._on_unauthorized is not None:
                 await self._on_unauthorized(token)  # the next attempt takes the renewed token
             raise ConnectionLostError(f"{'unauthorized' if unauthorized else type(exc).__name__}",
@@ -191,6 +216,10 @@ class HubLink:
             raise RequestTimeoutError("no handshake from the hub", maybe_processed=False) from None
         self.last_received = time.monotonic()
         self.connects += 1
+
+    def _closed(self, connection: Any) -> None:
+        if connection is self._connection:  # a late close of an abandoned attempt is not this link's
+            self._down.set()
 
     def _start_blocking(self, connection: Any) -> None:
         """signalrcore's start (negotiate, connect, handshake request), on a worker thread. A connection
@@ -335,3 +364,8 @@ def _shut(connection: Any) -> socket.socket | None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
     return sock
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,9 +35,12 @@ class UserState:
     account: Account | None = None
     trades: list[Trade] = field(default_factory=list)
     known_orders: set[int] = field(default_factory=set)  # every order id seen, in any state
+    journal: list[tuple[float, Order | Position | Account, UserAction]] | None = None  # kept while reconciling
 
     def apply(self, model: Order | Position | Account | Trade, action: UserAction) -> None:
         """Apply one user-hub event (events of other accounts are ignored)."""
+        if self.journal is not None and not isinstance(model, Trade):
+            self.journal.append((time.monotonic(), model, action))
         if isinstance(model, Account):
             if model.id == self.account_id:
                 self.account = model
@@ -112,14 +116,28 @@ class StateReconciler:
         return report
 
     async def _fetch_and_install(self) -> tuple[dict[int, Order], dict[str, Position], Account | None, list[Order]]:
+        """Read the gateway's state and install it; hub events that arrived after a part was read are newer
+        than that part, so they are applied again on top of it."""
         state, account_id = self.state, self.state.account_id
-        open_orders = {o.id: o for o in await self.source.search_open_orders(account_id=account_id)}
-        positions = {p.contract_id: p for p in await self.source.search_open_positions(account_id=account_id)}
-        account = next((a for a in await self.source.list_accounts(only_active=False) if a.id == account_id), None)
-        recent = await self.source.search_orders(account_id=account_id)
-        state.orders, state.positions = open_orders, positions
+        state.journal = []
+        try:
+            open_orders = {o.id: o for o in await self.source.search_open_orders(account_id=account_id)}
+            read_orders = time.monotonic()
+            positions = {p.contract_id: p for p in await self.source.search_open_positions(account_id=account_id)}
+            read_positions = time.monotonic()
+            account = next((a for a in await self.source.list_accounts(only_active=False) if a.id == account_id),
+                           None)
+            read_account = time.monotonic()
+            recent = await self.source.search_orders(account_id=account_id)
+        finally:
+            journal, state.journal = state.journal, None
+        state.orders, state.positions = dict(open_orders), dict(positions)
         state.known_orders.update(o.id for o in recent)
         state.known_orders.update(open_orders)
         if account is not None:
             state.account = account
+        read_at = {Order: read_orders, Position: read_positions, Account: read_account}
+        for arrived, model, action in journal:
+            if arrived > read_at[type(model)]:
+                state.apply(model, action)
         return open_orders, positions, account, recent

@@ -60,7 +60,7 @@ class MarketFeed:
     def quote_snapshot(self, contract_id: str, t_us: int) -> dict[str, Any]:
         """The full quote, which also becomes the base later partial quotes are diffed against."""
         full = to_wire(self.market.quote(contract_id, t_us), omit_none=True)
-        self._state(contract_id, t_us).quote = full
+        self._state(contract_id, t_us).quote = dict(full)  # later diffs update this copy, not what was sent
         return full
 
     def depth_snapshot(self, contract_id: str, t_us: int) -> list[list[dict[str, Any]]]:
