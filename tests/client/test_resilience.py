@@ -229,6 +229,8 @@ async def test_cancelled_trial_call_does_not_wedge_the_breaker() -> None:
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/Auth/loginKey":
+            return httpx.Response(200, json={"success": True, "errorCode": 0, "errorMessage": None, "token": "t"})
         if not entered.is_set():
             entered.set()
             await release.wait()  # the trial call hangs until it is cancelled
@@ -242,15 +244,15 @@ async def test_cancelled_trial_call_does_not_wedge_the_breaker() -> None:
     transport.breaker.record_failure()  # open
     clock.now += 10.0
     try:
-        trial = asyncio.create_task(transport._send("/api/Account/search", {}, "t"))
+        trial = asyncio.create_task(transport.post("/api/Account/search", {}))
         await entered.wait()
         assert transport.breaker.state is CircuitState.HALF_OPEN
         trial.cancel()  # e.g. the caller's own timeout
         with pytest.raises(asyncio.CancelledError):
             await trial
         clock.now += 10.0  # whatever the cancelled trial counted as, a later call must be allowed by now
-        response = await transport._send("/api/Account/search", {}, "t")
-        assert response.status_code == 200
+        assert (await transport.post("/api/Account/search", {}))["accounts"] == []
+        assert transport.breaker.state is CircuitState.CLOSED
     finally:
         await transport.close()
 

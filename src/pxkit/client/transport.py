@@ -34,6 +34,7 @@ from ..errors import (
     OrderRejectedError,
     PositionNotFoundError,
     ProtocolError,
+    PxError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
@@ -118,12 +119,26 @@ class GatewayTransport:
         """POST with the session token; returns the body of a successful answer or raises a typed error.
 
         A mutation (`idempotent=False`) is retried only when the server surely did not act on it; otherwise
-        the TransportError (with `maybe_processed=True`) reaches the caller, who must reconcile.
+        the TransportError (with `maybe_processed=True`) reaches the caller, who must reconcile. The circuit
+        breaker judges whole calls: one call that fails after all its retries counts as one failure.
         """
-        return await self._with_retries(path, body, idempotent, authenticated=True)
+        self.breaker.before_call()  # fail fast while the circuit is open
+        try:
+            result = await self._with_retries(path, body, idempotent, authenticated=True)
+        except TransportError:
+            self.breaker.record_failure()
+            raise
+        except PxError:  # the gateway answered (a business error, 400, 401): it is up
+            self.breaker.record_success()
+            raise
+        except BaseException:  # cancelled, or failed locally before an answer: no verdict
+            self.breaker.abandon()
+            raise
+        self.breaker.record_success()
+        return result
 
     async def _post_with(self, path: str, body: dict[str, Any] | None, token: str | None) -> dict[str, Any]:
-        """The TokenManager's way in: login and validate, with an explicit token (or none)."""
+        """The TokenManager's way in (login, validate): part of the call that needed the token."""
         return await self._with_retries(path, body, True, authenticated=False, token=token)
 
     async def _with_retries(self, path: str, body: dict[str, Any] | None, idempotent: bool, *,
@@ -154,31 +169,20 @@ class GatewayTransport:
         return self._read(path, response)
 
     async def _send(self, path: str, body: dict[str, Any] | None, token: str | None) -> httpx.Response:
-        self.breaker.before_call()  # fail fast, before taking a rate-limit slot
         headers = {"Authorization": f"Bearer {token}"} if token else None
         started = time.perf_counter()
+        await self.limiter.acquire(path)
         try:
-            await self.limiter.acquire(path)
             response = await self.http.post(path, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            self.breaker.record_failure()
             raise ConnectionLostError(f"{path}: could not connect ({type(exc).__name__})",
                                       maybe_processed=False) from None
         except httpx.TimeoutException as exc:
-            self.breaker.record_failure()
             raise RequestTimeoutError(f"{path}: no answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            self.breaker.record_failure()
             raise ConnectionLostError(f"{path}: connection lost ({type(exc).__name__})") from None
-        except BaseException:  # cancelled, or failed before the server could answer: no verdict
-            self.breaker.abandon()
-            raise
         log.debug("POST %s -> %d in %.1f ms", path, response.status_code, (time.perf_counter() - started) * 1000)
         self._note_server_time(response)
-        if response.status_code == 408 or response.status_code >= 500:
-            self.breaker.record_failure()
-        else:  # any other answer shows the server is up
-            self.breaker.record_success()
         return response
 
     def _note_server_time(self, response: httpx.Response) -> None:
