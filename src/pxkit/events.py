@@ -1,0 +1,249 @@
+"""Per-instrument event bus: typed events, prioritised sync/async handlers, wait_for and a UI throttle."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import inspect
+import logging
+import weakref
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pxkit.errors import InputError
+
+logger = logging.getLogger(__name__)
+Handler = Callable[["Event"], Any]  # returns None, or an awaitable that the bus awaits (emit) or schedules
+
+
+class EventType(StrEnum):
+    """Everything a bus carries (a str and an Enum); values are stable snake_case names."""
+
+    NEW_BAR = "new_bar"
+    BAR_UPDATED = "bar_updated"
+    TICK = "tick"
+    QUOTE_UPDATE = "quote_update"
+    DEPTH_UPDATE = "depth_update"
+    ORDER_PLACED = "order_placed"
+    ORDER_FILLED = "order_filled"
+    ORDER_PARTIAL_FILL = "order_partial_fill"
+    ORDER_CANCELLED = "order_cancelled"
+    ORDER_REJECTED = "order_rejected"
+    ORDER_MODIFIED = "order_modified"
+    POSITION_OPENED = "position_opened"
+    POSITION_CHANGED = "position_changed"
+    POSITION_CLOSED = "position_closed"
+    ACCOUNT_UPDATE = "account_update"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTED = "reconnected"
+    RISK_BREACH = "risk_breach"
+    STALE_FEED = "stale_feed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One emitted event: `timestamp` is the exchange/event time given by the emitter, `seq` is set by the bus."""
+
+    type: EventType
+    data: Any = None
+    source: str | None = None
+    timestamp: datetime | None = None
+    seq: int = 0
+
+
+@dataclass(order=True, slots=True)
+class _Entry:
+    """One registration, ordered and compared by its unique key (-priority, registration number)."""
+    key: tuple[int, int]
+    callback: Handler = field(compare=False)
+    event_type: EventType | None = field(compare=False)  # None: a wildcard (on_any)
+    once: bool = field(compare=False)
+    active: bool = field(default=True, compare=False)
+
+
+class EventBus:
+    """Event bus of one asyncio loop (no locks: use it only on that loop). Handlers run by priority (highest first),
+    then registration order, wildcards merged in. A handler that raises is logged and counted, never propagated."""
+
+    def __init__(self, name: str = "events") -> None:
+        self.name = name
+        self.emitted: Counter[EventType] = Counter()
+        self.handler_errors: Counter[EventType] = Counter()
+        self._handlers: dict[EventType | None, list[_Entry]] = {}  # key None: the wildcard handlers
+        self._order = self._seq = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._throttles: weakref.WeakSet[Throttle] = weakref.WeakSet()
+
+    def on(self, event_type: EventType | str, handler: Handler | None = None, *, priority: int = 0) -> Any:
+        """Register `handler` for one event type and return it; without `handler`, return a decorator."""
+        return self._register(EventType(event_type), handler, priority, once=False)
+
+    def once(self, event_type: EventType | str, handler: Handler | None = None, *, priority: int = 0) -> Any:
+        """Like `on`, but the handler is removed just before its first call."""
+        return self._register(EventType(event_type), handler, priority, once=True)
+
+    def on_any(self, handler: Handler | None = None, *, priority: int = 0) -> Any:
+        """Register `handler` for every event type (remove it with `off_any`)."""
+        return self._register(None, handler, priority, once=False)
+
+    def off(self, event_type: EventType | str, handler: Handler) -> bool:
+        """Remove every registration of `handler` for `event_type` (takes effect even mid-emit); True if found."""
+        return self._unregister(EventType(event_type), handler)
+
+    def off_any(self, handler: Handler) -> bool:
+        """Remove a wildcard handler; True if found."""
+        return self._unregister(None, handler)
+
+    def clear(self) -> None:
+        """Remove every handler (counters and the sequence number are kept)."""
+        for entry in [entry for entries in self._handlers.values() for entry in entries]:
+            entry.active = False
+        self._handlers.clear()
+
+    def handler_count(self, event_type: EventType | str | None = None) -> int:
+        """Handlers registered for one type, or all of them (wildcards included) when `event_type` is None."""
+        return sum(len(entries) for key, entries in self._handlers.items() if event_type in (None, key))
+
+    async def emit(self, event_type: EventType | str, data: Any = None, *, source: str | None = None,
+                   timestamp: datetime | None = None) -> Event:
+        """Deliver an event: sync handlers inline, async handlers awaited in order; returns the event."""
+        event = self._make(event_type, data, source, timestamp)
+        for entry in self._due(event.type):
+            try:
+                result = entry.callback(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self._failed(entry.callback, event)
+        return event
+
+    def emit_nowait(self, event_type: EventType | str, data: Any = None, *, source: str | None = None,
+                    timestamp: datetime | None = None) -> Event:
+        """Deliver an event from sync code running on the loop; async handlers become tasks awaited by `aclose()`."""
+        asyncio.get_running_loop()  # fail fast off the loop, before any handler runs
+        event = self._make(event_type, data, source, timestamp)
+        for entry in self._due(event.type):
+            self._deliver_nowait(entry.callback, event)
+        return event
+
+    def wait_for(self, event_type: EventType | str, timeout: float | None = None,
+                 predicate: Callable[[Event], bool] | None = None) -> asyncio.Task[Event]:
+        """Register now (nothing emitted after this call is missed); await the task for the first match, TimeoutError
+        after `timeout` s. The handler goes once the match arrives, the time runs out or the task is cancelled."""
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+
+        def match(event: Event) -> None:  # a predicate that raises is a handler error: logged, counted, skipped
+            if not future.done() and (predicate is None or predicate(event)):
+                future.set_result(event)
+
+        self.on(event_type, match)
+        task = asyncio.ensure_future(asyncio.wait_for(future, timeout))
+        task.add_done_callback(lambda _: self.off(event_type, match))  # runs before any awaiter of the task resumes
+        return task
+
+    def throttle(self, handler: Handler, interval: float) -> Throttle:
+        """Wrap `handler` for UIs: at most one delivery per `interval` seconds, the latest event always delivered."""
+        return Throttle(self, handler, interval)
+
+    async def aclose(self) -> None:
+        """Flush pending throttled events, await every scheduled async handler, then remove all handlers."""
+        for throttle in list(self._throttles):
+            throttle.flush()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.clear()
+
+    def _register(self, event_type: EventType | None, handler: Handler | None, priority: int, *, once: bool) -> Any:
+        if handler is None:
+            return lambda fn: self._register(event_type, fn, priority, once=once)
+        if not callable(handler):
+            raise InputError(f"event handler must be callable, got {handler!r}")
+        self._order += 1
+        entry = _Entry((-priority, self._order), handler, event_type, once)
+        bisect.insort(self._handlers.setdefault(event_type, []), entry)
+        return handler
+
+    def _unregister(self, event_type: EventType | None, handler: Handler) -> bool:
+        found = [entry for entry in self._handlers.get(event_type, []) if entry.callback == handler]  # bound methods
+        for entry in found:
+            self._drop(entry)
+        return bool(found)
+
+    def _drop(self, entry: _Entry) -> None:
+        entry.active = False
+        if entry in (entries := self._handlers.get(entry.event_type, [])):
+            entries.remove(entry)
+
+    def _make(self, event_type: EventType | str, data: Any, source: str | None, timestamp: datetime | None) -> Event:
+        kind = EventType(event_type)  # validate before taking a sequence number
+        self._seq += 1
+        self.emitted[kind] += 1
+        return Event(kind, data, source, timestamp, self._seq)
+
+    def _due(self, event_type: EventType) -> Iterator[_Entry]:
+        """Handlers from a snapshot, skipping any removed while earlier ones ran; `once` ones dropped first."""
+        for entry in list(heapq.merge(self._handlers.get(event_type, []), self._handlers.get(None, []))):
+            if entry.active:
+                if entry.once:
+                    self._drop(entry)
+                yield entry
+
+    def _deliver_nowait(self, callback: Handler, event: Event) -> None:
+        try:
+            result = callback(event)
+        except Exception:
+            self._failed(callback, event)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.get_running_loop().create_task(self._guard(result, callback, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, awaitable: Awaitable[Any], callback: Handler, event: Event) -> None:
+        try:
+            await awaitable
+        except Exception:
+            self._failed(callback, event)
+
+    def _failed(self, callback: Handler, event: Event) -> None:
+        self.handler_errors[event.type] += 1
+        logger.exception("event bus %s: handler %s failed on %s (seq %d)", self.name,
+                         getattr(callback, "__qualname__", None) or repr(callback), event.type.value, event.seq)
+
+
+class Throttle:
+    """UI handler wrapper: first event at once, then the latest at each interval end; the last is never dropped."""
+
+    def __init__(self, bus: EventBus, handler: Handler, interval: float) -> None:
+        if not callable(handler) or interval <= 0:
+            raise InputError(f"throttle needs a callable and a positive interval, got {handler!r}, {interval!r}")
+        self._bus, self.handler, self.interval = bus, handler, interval
+        bus._throttles.add(self)  # so that aclose() flushes it
+        self._pending: Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, event: Event) -> None:
+        if self._timer is None:  # idle: deliver now and open an interval
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+            self._bus._deliver_nowait(self.handler, event)
+        else:
+            self._pending = event  # inside an interval: keep only the latest
+
+    def flush(self) -> None:
+        """Deliver the pending event now, if any (a new interval then starts)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._tick()
+
+    def _tick(self) -> None:
+        self._timer = None
+        event, self._pending = self._pending, None
+        if event is not None:
+            self(event)
+
