@@ -1,0 +1,1 @@
+"""Per-instrument state: the order book, bars and the managers that wrap them."""

@@ -1,0 +1,322 @@
+"""Level-2 order book of one contract: O(1) depth updates into plain dicts, polars frames built only on read."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from ..enums import TradeType
+from ..models import Contract, DepthEntry, MarketTrade, tick_decimals
+
+logger = logging.getLogger(__name__)
+
+BOOK_SCHEMA = {"side": pl.String, "price": pl.Float64, "size": pl.Int64}
+PROFILE_SCHEMA = {"price": pl.Float64, "volume": pl.Int64}
+
+# DomType values as plain ints: the hot loop compares against these (IntEnum == int is a C-level compare).
+_ASK, _BID, _BEST_ASK, _BEST_BID, _TRADE, _RESET, _LOW, _HIGH, _NEW_BEST_BID, _NEW_BEST_ASK, _FILL = range(1, 12)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFlow:
+    """Aggressor-side totals of the recent trades in a window; `vwap` is None when nothing traded."""
+
+    buy_volume: float
+    sell_volume: float
+    count: int
+    buy_count: int
+    sell_count: int
+    vwap: float | None
+
+    @property
+    def delta(self) -> float:
+        """Buy volume minus sell volume."""
+        return self.buy_volume - self.sell_volume
+
+
+class OrderBook:
+    """Pure level-2 state of one contract (no I/O, no events); prices are kept as whole ticks internally.
+
+    Each side is a dict tick -> size; the best price of each side is tracked incrementally (recomputed
+    lazily only after the best level itself is removed), and sorted views are built on demand and cached
+    until the next change.
+    """
+
+    def __init__(self, contract: Contract, *, max_trades: int = 10_000) -> None:
+        self.contract = contract
+        self._tick = contract.tick_size
+        self._decimals = tick_decimals(contract.tick_size)
+        self._bids: dict[int, float] = {}
+        self._asks: dict[int, float] = {}
+        self._best_bid: int | None = None  # valid unless _bid_stale
+        self._best_ask: int | None = None
+        self._bid_stale = False
+        self._ask_stale = False
+        self._sorted: tuple[list[tuple[int, float]], list[tuple[int, float]]] | None = None
+        self._volume_at_price: dict[int, float] = {}  # cumulative session volume (DomType 5)
+        self.last_print_price: float | None = None  # last DomType 5 record
+        self.last_print_size: int = 0
+        self.session_low: float | None = None
+        self.session_high: float | None = None
+        self.last_update: datetime | None = None
+        self._trades: deque[MarketTrade] = deque(maxlen=max_trades)
+        self.buy_volume = 0.0  # aggressor totals over every trade applied (not only the retained ones)
+        self.sell_volume = 0.0
+        self.trades_applied = 0
+        self.entries_applied = 0
+        self.resets = 0
+        self.vap_updates = 0
+        self.fills = 0
+        self.unknown = 0
+        self.nulls = 0
+
+    # ------------------------------------------------------------------ updates
+
+    def apply_depth(self, entries: Iterable[DepthEntry | None]) -> None:
+        """Apply one GatewayDepth batch in order (None records are skipped)."""
+        tick = self._tick
+        bids, asks = self._bids, self._asks
+        bb, ba = self._best_bid, self._best_ask
+        bstale, astale = self._bid_stale, self._ask_stale
+        applied = 0
+        last = None
+        for e in entries:
+            if e is None:
+                self.nulls += 1
+                continue
+            applied += 1
+            last = e
+            k = e.type
+            if k in (_BID, _ASK):
+                t = round(e.price / tick)
+                v = e.volume
+                if k == _BID:
+                    if v > 0:
+                        bids[t] = v
+                        if not bstale and (bb is None or t > bb):
+                            bb = t
+                    else:
+                        bids.pop(t, None)
+                        if t == bb:
+                            bstale = True
+                elif v > 0:
+                    asks[t] = v
+                    if not astale and (ba is None or t < ba):
+                        ba = t
+                else:
+                    asks.pop(t, None)
+                    if t == ba:
+                        astale = True
+            elif k == _TRADE:
+                t = round(e.price / tick)
+                self._volume_at_price[t] = e.volume
+                self.last_print_price = self._price(t)
+                self.last_print_size = e.current_volume
+                self.vap_updates += 1
+            elif k in (_BEST_BID, _NEW_BEST_BID):
+                t = round(e.price / tick)
+                v = e.volume
+                if v <= 0:  # a best level with no size: treat as a removal
+                    bids.pop(t, None)
+                    bstale = True
+                    continue
+                bids[t] = v
+                if bstale:
+                    bb = max(bids)
+                if bb is not None and bb > t:  # bids above the new best are stale
+                    for p in [p for p in bids if p > t]:
+                        del bids[p]
+                bb, bstale = t, False
+                if astale:
+                    ba, astale = (min(asks) if asks else None), False
+                if ba is not None and ba <= t:  # asks crossed by the new best bid
+                    for p in [p for p in asks if p <= t]:
+                        del asks[p]
+                    ba = min(asks) if asks else None
+            elif k in (_BEST_ASK, _NEW_BEST_ASK):
+                t = round(e.price / tick)
+                v = e.volume
+                if v <= 0:
+                    asks.pop(t, None)
+                    astale = True
+                    continue
+                asks[t] = v
+                if astale:
+                    ba = min(asks)
+                if ba is not None and ba < t:  # asks below the new best are stale
+                    for p in [p for p in asks if p < t]:
+                        del asks[p]
+                ba, astale = t, False
+                if bstale:
+                    bb, bstale = (max(bids) if bids else None), False
+                if bb is not None and bb >= t:  # bids crossed by the new best ask
+                    for p in [p for p in bids if p >= t]:
+                        del bids[p]
+                    bb = max(bids) if bids else None
+            elif k == _RESET:
+                bids.clear()
+                asks.clear()
+                self._volume_at_price.clear()  # the server resends the session's volume at price after a Reset
+                bb = ba = None
+                bstale = astale = False
+                self.resets += 1
+                logger.debug("order book reset for %s", self.contract.id)
+            elif k == _LOW:
+                self.session_low = self._price(round(e.price / tick))
+            elif k == _HIGH:
+                self.session_high = self._price(round(e.price / tick))
+            elif k == _FILL:
+                self.fills += 1
+            else:
+                self.unknown += 1
+        self._best_bid, self._best_ask = bb, ba
+        self._bid_stale, self._ask_stale = bstale, astale
+        self._sorted = None
+        self.entries_applied += applied
+        if last is not None:
+            self.last_update = last.timestamp
+
+    def apply_trade(self, trades: Iterable[MarketTrade | None]) -> None:
+        """Record market prints (GatewayTrade) with their aggressor side."""
+        keep = self._trades.append
+        buy = sell = 0.0
+        count = 0
+        for trade in trades:
+            if trade is None:
+                continue
+            keep(trade)
+            count += 1
+            if trade.type == TradeType.BUY:
+                buy += trade.volume
+            else:
+                sell += trade.volume
+        self.buy_volume += buy
+        self.sell_volume += sell
+        self.trades_applied += count
+
+    def clear(self) -> None:
+        """Forget the book, the volume profile and the trade flow (counters are kept)."""
+        self._bids.clear()
+        self._asks.clear()
+        self._volume_at_price.clear()
+        self._best_bid = self._best_ask = None
+        self._bid_stale = self._ask_stale = False
+        self._sorted = None
+        self._trades.clear()
+
+    # ------------------------------------------------------------------ queries
+
+    def _price(self, ticks: int) -> float:
+        return round(ticks * self._tick, self._decimals)
+
+    def _top_bid(self) -> int | None:
+        if self._bid_stale:
+            self._best_bid = max(self._bids) if self._bids else None
+            self._bid_stale = False
+        return self._best_bid
+
+    def _top_ask(self) -> int | None:
+        if self._ask_stale:
+            self._best_ask = min(self._asks) if self._asks else None
+            self._ask_stale = False
+        return self._best_ask
+
+    def _sides(self) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """Both sides best first, cached until the next depth batch."""
+        if self._sorted is None:
+            self._sorted = (sorted(self._bids.items(), reverse=True), sorted(self._asks.items()))
+        return self._sorted
+
+    def get_best_bid_ask(self) -> tuple[float | None, float | None]:
+        """(best bid, best ask) prices; a side without levels gives None."""
+        bid, ask = self._top_bid(), self._top_ask()
+        return (None if bid is None else self._price(bid)), (None if ask is None else self._price(ask))
+
+    def get_spread(self) -> float | None:
+        """Best ask minus best bid (on the tick grid), None unless both sides have levels."""
+        bid, ask = self._top_bid(), self._top_ask()
+        return None if bid is None or ask is None else self._price(ask - bid)
+
+    def get_mid_price(self) -> float | None:
+        """Midpoint of the best bid and ask, None unless both sides have levels."""
+        bid, ask = self._top_bid(), self._top_ask()
+        return None if bid is None or ask is None else round((bid + ask) * self._tick / 2, self._decimals + 1)
+
+    def _frame(self, rows: Iterable[tuple[str, int, float]]) -> pl.DataFrame:
+        sides, prices, sizes = [], [], []
+        for side, t, size in rows:
+            sides.append(side)
+            prices.append(self._price(t))
+            sizes.append(int(size))
+        return pl.DataFrame({"side": sides, "price": prices, "size": sizes}, schema=BOOK_SCHEMA)
+
+    def get_orderbook_snapshot(self, levels: int = 10) -> pl.DataFrame:
+        """Top `levels` of each side as (side, price, size): bids best first, then asks best first."""
+        bids, asks = self._sides()
+        return self._frame([*(("bid", t, s) for t, s in bids[:levels]), *(("ask", t, s) for t, s in asks[:levels])])
+
+    def get_liquidity_levels(self, min_volume: float, levels: int | None = None) -> pl.DataFrame:
+        """Levels resting at least `min_volume` (within the top `levels` of each side if given), best first."""
+        bids, asks = self._sides()
+        if levels is not None:
+            bids, asks = bids[:levels], asks[:levels]
+        return self._frame([*(("bid", t, s) for t, s in bids if s >= min_volume),
+                            *(("ask", t, s) for t, s in asks if s >= min_volume)])
+
+    def get_market_imbalance(self, levels: int = 5) -> float:
+        """(bid size - ask size) / (bid size + ask size) over the top `levels`; 0.0 for an empty book."""
+        bids, asks = self._sides()
+        bid = sum(s for _, s in bids[:levels])
+        ask = sum(s for _, s in asks[:levels])
+        total = bid + ask
+        return 0.0 if total <= 0 else (bid - ask) / total
+
+    def get_volume_profile(self) -> pl.DataFrame:
+        """Session volume traded at each price (from DomType 5 records), ascending by price."""
+        items = sorted(self._volume_at_price.items())
+        return pl.DataFrame({"price": [self._price(t) for t, _ in items], "volume": [int(v) for _, v in items]},
+                            schema=PROFILE_SCHEMA)
+
+    def get_trade_flow(self, window: timedelta | None = None, *, now: datetime | None = None) -> TradeFlow:
+        """Buy/sell volume, counts and VWAP of the retained trades newer than `now - window`.
+
+        `now` defaults to the newest trade's timestamp (the book keeps no clock); no window = all retained trades.
+        """
+        trades = self._trades
+        cutoff = None
+        if window is not None and trades:
+            cutoff = (now or trades[-1].timestamp) - window
+        buy = sell = notional = 0.0
+        buys = sells = 0
+        for trade in reversed(trades):
+            if cutoff is not None and trade.timestamp < cutoff:
+                break
+            notional += trade.price * trade.volume
+            if trade.type == TradeType.BUY:
+                buy += trade.volume
+                buys += 1
+            else:
+                sell += trade.volume
+                sells += 1
+        volume = buy + sell
+        vwap = notional / volume if volume > 0 else None
+        return TradeFlow(buy, sell, buys + sells, buys, sells, vwap)
+
+    def recent_trades(self) -> list[MarketTrade]:
+        """The retained trades, oldest first."""
+        return list(self._trades)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes, for health displays and tests."""
+        return {
+            "entries_applied": self.entries_applied, "resets": self.resets, "vap_updates": self.vap_updates,
+            "fills": self.fills, "unknown": self.unknown, "nulls": self.nulls, "trades_applied": self.trades_applied,
+            "bid_levels": len(self._bids), "ask_levels": len(self._asks),
+            "profile_prices": len(self._volume_at_price), "retained_trades": len(self._trades),
+        }
