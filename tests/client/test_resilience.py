@@ -324,3 +324,16 @@ def test_transient_errors_say_whether_the_server_may_have_acted() -> None:
                              "500": ServerError("x", 500), "503": ServerError("x", 503)}
     assert {k: e.maybe_processed for k, e in cases.items()} == {
         "refused": False, "dropped": True, "429": False, "500": True, "503": False}
+
+
+async def test_a_settled_slot_counts_from_when_its_answer_arrived() -> None:
+    clock = FakeClock(100.0)
+    rl = RateLimiter({"general": (1, 1.0)}, lambda _: "general", margin=0.0, clock=clock)
+    slot = await rl.take("/a")
+    clock.now = 100.3  # the request sat in the connection pool; its answer arrives 0.3 s later
+    rl.settle(slot)
+    clock.now = 101.05  # 1.05 s after it was taken, but only 0.75 s after the server can have seen it
+    task = asyncio.create_task(rl.acquire("/a"))
+    await asyncio.sleep(0)  # one step: the task computes its pause (0.25 s) and sleeps
+    clock.now = 101.3
+    assert await task == pytest.approx(0.25)

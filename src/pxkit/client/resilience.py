@@ -17,11 +17,21 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A request counted by the rate limiter: its (mutable) time stamp in the window, and the wait it took."""
+
+    stamp: list[float] | None
+    waited: float
+
+
 class RateLimiter:
     """Sliding windows per endpoint class; `acquire` waits for a free slot instead of failing.
 
-    `margin` widens each window slightly so that the server, which sees requests a little later than
-    they are sent, never counts one more than its limit.
+    A slot is stamped when it is taken and stamped again when the answer arrives (`settle`), so the window
+    counts each request from no earlier than the server saw it: requests that queue in the connection pool
+    cannot make the client think a slot is free before the server does. `margin` widens each window a little
+    more for clock granularity.
     """
 
     def __init__(self, limits: Mapping[str, tuple[int, float]], classify: Callable[[str], str], *,
@@ -30,15 +40,19 @@ class RateLimiter:
         self.classify = classify
         self.margin = margin
         self.clock = clock
-        self._sent: dict[str, deque[float]] = {kind: deque() for kind in self.limits}
+        self._sent: dict[str, deque[list[float]]] = {kind: deque() for kind in self.limits}
         self._locks: dict[str, asyncio.Lock] = {}
         self.waited = 0.0  # total seconds callers spent waiting
 
     async def acquire(self, endpoint: str) -> float:
-        """Wait until a request to `endpoint` fits its window, then count it; returns the seconds waited."""
+        """Wait until a request to `endpoint` fits its window and count it; returns the seconds waited."""
+        return (await self.take(endpoint)).waited
+
+    async def take(self, endpoint: str) -> Slot:
+        """Like `acquire`, returning the slot so that `settle` can restamp it when the answer arrives."""
         kind = self.classify(endpoint)
         if kind not in self.limits:
-            return 0.0
+            return Slot(None, 0.0)
         requests, seconds = self.limits[kind]
         window = seconds + self.margin
         sent = self._sent[kind]
@@ -46,18 +60,24 @@ class RateLimiter:
         async with self._locks.setdefault(kind, asyncio.Lock()):  # first come, first served
             while True:
                 now = self.clock()
-                while sent and sent[0] <= now - window:
+                while sent and sent[0][0] <= now - window:
                     sent.popleft()
                 if len(sent) < requests:
-                    sent.append(now)
+                    stamp = [now]
+                    sent.append(stamp)
                     break
-                pause = sent[0] + window - now
+                pause = sent[0][0] + window - now
                 waited += pause
                 await asyncio.sleep(pause)
         if waited:
             self.waited += waited
             log.debug("rate limiter held a %s request for %.3f s", kind, waited)
-        return waited
+        return Slot(stamp, waited)
+
+    def settle(self, slot: Slot) -> None:
+        """The request's answer (or failure) arrived: count it from now, the latest the server can have seen it."""
+        if slot.stamp is not None:
+            slot.stamp[0] = max(slot.stamp[0], self.clock())
 
     def push_back(self, endpoint: str, retry_after: float) -> None:
         """The server said 429: no request for `retry_after` seconds, then slots free up one at a time
@@ -66,7 +86,7 @@ class RateLimiter:
         if kind in self.limits:
             requests, seconds = self.limits[kind]
             first = self.clock() + retry_after - seconds - self.margin
-            self._sent[kind] = deque(first + i * seconds / requests for i in range(requests))
+            self._sent[kind] = deque([first + i * seconds / requests] for i in range(requests))
 
 
 class CircuitState(Enum):

@@ -171,7 +171,7 @@ class GatewayTransport:
     async def _send(self, path: str, body: dict[str, Any] | None, token: str | None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         started = time.perf_counter()
-        await self.limiter.acquire(path)
+        slot = await self.limiter.take(path)
         try:
             response = await self.http.post(path, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -181,6 +181,8 @@ class GatewayTransport:
             raise RequestTimeoutError(f"{path}: no answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise ConnectionLostError(f"{path}: connection lost ({type(exc).__name__})") from None
+        finally:
+            self.limiter.settle(slot)
         log.debug("POST %s -> %d in %.1f ms", path, response.status_code, (time.perf_counter() - started) * 1000)
         self._note_server_time(response)
         return response
