@@ -30,7 +30,7 @@ async def serve(rate: float, seconds: float) -> None:
 
     async with SimServer(rate_limits={}) as sim:
         print(sim.base_url, flush=True)
-        while not sim.sim._subscribers("quotes", MNQ):
+        while not sim.sim.subscribers("quotes", MNQ):
             await asyncio.sleep(0.01)
         interval = 0.001  # send in bursts of two: asyncio's timer cannot pace single events at 2,000/s
         per_burst = max(1, round(rate * interval))
@@ -39,7 +39,7 @@ async def serve(rate: float, seconds: float) -> None:
         while time.perf_counter() - started < seconds:
             for _ in range(per_burst):
                 stamp = format_ts(datetime.now(UTC))
-                sim.sim._publish("quotes", MNQ, "GatewayQuote",
+                sim.sim.publish("quotes", MNQ, "GatewayQuote",
                                  [MNQ, {"symbol": "F.US.MNQ", "symbolName": MARK, "lastPrice": 20000.25 + sent % 8,
                                         "timestamp": stamp}])
                 sent += 1

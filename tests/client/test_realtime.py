@@ -100,7 +100,7 @@ class Env:
     def subscribed(self, topic: str, key: Any) -> bool:
         """Exactly one live connection of the right hub is subscribed to (topic, key) on the server."""
         hub = self.sim.gateway.user_hub if topic in USER_TOPICS else self.sim.gateway.market_hub
-        subs = self.sim.sim._subscribers(topic, key)
+        subs = self.sim.sim.subscribers(topic, key)
         return len(subs) == 1 and subs[0] in hub.connections
 
     async def cycled(self, since: int, timeout: float = 10.0) -> None:
@@ -241,12 +241,12 @@ async def test_subscriptions_use_the_protocol_layouts(make_env, skip):
     del env.calls[:]
     await env.rt.unsubscribe_market(MNQ)
     assert env.calls == [("market", f"Unsubscribe{f}", [MNQ]) for f in feeds]
-    assert not any(env.sim.sim._subscribers(topic, MNQ) for topic in MARKET_TOPICS)
+    assert not any(env.sim.sim.subscribers(topic, MNQ) for topic in MARKET_TOPICS)
     del env.calls[:]
     await env.rt.unsubscribe_user(ACCOUNT)
     assert env.calls == [("user", f"Unsubscribe{f}", [ACCOUNT]) for f in ("Orders", "Positions", "Trades")] + [
         ("user", "UnsubscribeAccounts", [])]
-    assert not any(env.sim.sim._subscribers(topic, ACCOUNT) for topic in USER_TOPICS)
+    assert not any(env.sim.sim.subscribers(topic, ACCOUNT) for topic in USER_TOPICS)
 
     with pytest.raises(GatewayError) as info:
         await env.rt.invoke("market", "NoSuchMethod", MNQ)

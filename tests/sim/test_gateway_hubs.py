@@ -197,7 +197,7 @@ async def test_dropped_hub_connections_close_clients_and_release_their_subscript
         async with asyncio.timeout(10):
             await market.closed.wait()
             await user.closed.wait()
-            while any(sim.sim._subscribers(topic, key) for topic, key in (("trades", MNQ), ("orders", ACCOUNT))):
+            while any(sim.sim.subscribers(topic, key) for topic, key in (("trades", MNQ), ("orders", ACCOUNT))):
                 await asyncio.sleep(0.01)  # poll: the server notices the closed sockets on its own
     finally:
         await market.stop()

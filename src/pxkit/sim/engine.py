@@ -75,7 +75,8 @@ class Simulator:
             if sub in subs:
                 subs.remove(sub)
 
-    def _subscribers(self, topic: str, key: Any) -> list[Subscriber]:
+    def subscribers(self, topic: str, key: Any) -> list[Subscriber]:
+        """Who is subscribed to a topic (e.g. ("quotes", contract_id), ("orders", account_id))."""
         return self._subs.get((topic, key)) or []
 
     def _push(self, sub: Subscriber, target: str, args: list[Any]) -> None:
@@ -83,16 +84,17 @@ class Simulator:
             self.event_log.append((target, args))
         sub.send(target, args)
 
-    def _publish(self, topic: str, key: Any, target: str, args: list[Any]) -> None:
-        subs = self._subscribers(topic, key)
+    def publish(self, topic: str, key: Any, target: str, args: list[Any]) -> None:
+        """Push `target(args)` to every subscriber of (topic, key), recording it in `event_log` if set."""
+        subs = self.subscribers(topic, key)
         if self.event_log is not None and subs:
             self.event_log.append((target, args))
         for sub in subs:
             sub.send(target, args)
 
     def _user_event(self, account_id: int, target: str, action: UserAction, model: Any) -> None:
-        if self._subscribers(USER_TOPICS[target], account_id):
-            self._publish(USER_TOPICS[target], account_id, target, [wrap_user_event(action, model)])
+        if self.subscribers(USER_TOPICS[target], account_id):
+            self.publish(USER_TOPICS[target], account_id, target, [wrap_user_event(action, model)])
 
     # ------------------------------------------------------------------ time
 
@@ -130,18 +132,18 @@ class Simulator:
         return count
 
     def _publish_market(self, contract_id: str, ticks: Any) -> None:
-        quotes = bool(self._subscribers("quotes", contract_id))
-        trades = bool(self._subscribers("trades", contract_id))
-        depth = bool(self._subscribers("depth", contract_id))
+        quotes = bool(self.subscribers("quotes", contract_id))
+        trades = bool(self.subscribers("trades", contract_id))
+        depth = bool(self.subscribers("depth", contract_id))
         if not (quotes or trades or depth):
             return
         pushes = self.feed.step(contract_id, ticks, quotes=quotes, trades=trades, depth=depth)
         for batch in pushes.trades:
-            self._publish("trades", contract_id, "GatewayTrade", [contract_id, batch])
+            self.publish("trades", contract_id, "GatewayTrade", [contract_id, batch])
         if pushes.quote is not None:
-            self._publish("quotes", contract_id, "GatewayQuote", [contract_id, pushes.quote])
+            self.publish("quotes", contract_id, "GatewayQuote", [contract_id, pushes.quote])
         for batch in pushes.depth:
-            self._publish("depth", contract_id, "GatewayDepth", [contract_id, batch])
+            self.publish("depth", contract_id, "GatewayDepth", [contract_id, batch])
 
     def advance(self, seconds: float) -> int:
         """Move a manual clock forward in steps, processing ticks as it goes; returns ticks processed."""
