@@ -12,7 +12,7 @@ import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -48,6 +48,24 @@ def parse_ts(value: str) -> datetime:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def to_us(value: datetime | int) -> int:
+    """Microseconds since the Unix epoch (ints pass through; naive datetimes are taken as UTC)."""
+    if isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _UNIX) // _ONE_US
+
+
+def from_us(value: int) -> datetime:
+    """The UTC datetime of microseconds since the Unix epoch."""
+    return _UNIX + timedelta(microseconds=int(value))
 
 
 def format_ts(value: datetime, style: str = "offset") -> str:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, time, timedelta
 import polars as pl
 import pytest
 
-from pxkit.codec import decode_records
+from pxkit.codec import decode_records, to_us
 from pxkit.enums import BarUnit
 from pxkit.errors import InputError
-from pxkit.instrument.bars import BAR_SCHEMA, BarSeries, MultiTimeframeBars, Timeframe, to_us
+from pxkit.instrument.bars import BAR_SCHEMA, BarSeries, MultiTimeframeBars, Timeframe
 from pxkit.models import Bar, MarketTrade
 from pxkit.sim.clock import SimClock
 from pxkit.sim.engine import SimConfig, Simulator

@@ -9,11 +9,12 @@ from itertools import pairwise
 
 import pytest
 
+from pxkit.codec import from_us, to_us
 from pxkit.enums import BarUnit
 from pxkit.models import Bar, Contract
 from pxkit.sim.clock import DEFAULT_START
 from pxkit.sim.market import Market
-from pxkit.sim.pricepath import EPOCH, EPOCH_US, BarArrays, PricePath, Ticks, from_us, to_us
+from pxkit.sim.pricepath import EPOCH, EPOCH_US, BarArrays, PricePath, Ticks
 
 MNQ = "CON.F.US.MNQ.H26"
 NOW = to_us(DEFAULT_START)  # Monday 2026-03-02 14:30 UTC

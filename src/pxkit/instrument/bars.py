@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from ..client.bars import BAR_SCHEMA
+from ..codec import from_us, to_us
 from ..enums import BarUnit
 from ..errors import InputError
 from ..models import Bar, tick_decimals
@@ -20,7 +21,6 @@ from ..models import Bar, tick_decimals
 _log = logging.getLogger(__name__)
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
 _NEVER = -(1 << 62)  # bucket bounds before the first trade: every trade opens a bucket
 _UNITS = {
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), (BarUnit.SECOND, "sec", 1)),
@@ -60,20 +60,6 @@ class Timeframe(NamedTuple):
         if unit is BarUnit.DAY and count != 1:
             raise InputError(f"timeframe {spec!r}: only '1day' is supported (trading days are not contiguous)")
         return cls(unit, count, seconds * count)
-
-
-def to_us(ts: datetime | int) -> int:
-    """Microseconds since the Unix epoch; ints pass through, naive datetimes are taken as UTC."""
-    if isinstance(ts, int):
-        return ts
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return (ts - _UNIX) // _ONE_US
-
-
-def from_us(t_us: int) -> datetime:
-    """UTC datetime from microseconds since the Unix epoch."""
-    return _UNIX + timedelta(microseconds=t_us)
 
 
 class BarSeries:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..codec import from_us, to_us
 from ..enums import (
     ClosePositionError,
     ModifyOrderError,
@@ -24,7 +25,6 @@ from ..enums import (
 from ..models import BracketSpec, ModifyOrderRequest, Order, PlaceOrderRequest, Trade
 from .ledger import AccountState, FillResult, Ledger
 from .market import Book, Market
-from .pricepath import from_us, to_us
 
 UserSink = Callable[[int, str, UserAction, Any], None]
 _RESTING = (OrderType.LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK)

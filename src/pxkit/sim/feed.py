@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ..codec import format_ts, to_wire
+from ..codec import format_ts, from_us, to_wire
 from ..enums import DomType
 from ..models import DepthEntry
 from .market import Book, Market
-from .pricepath import DAY_MINUTES, Ticks, from_us
+from .pricepath import DAY_MINUTES, Ticks
 
 _QUOTE_FIELDS = ("lastPrice", "bestBid", "bestAsk", "change", "changePercent", "open", "high", "low", "volume")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..codec import from_us
 from ..enums import OrderSide, PositionType
 from ..models import Account, Position, Trade
 from .instruments import ProductSpec
-from .pricepath import from_us
 
 
 @dataclass(slots=True)

@@ -8,10 +8,11 @@ from datetime import datetime
 
 import numpy as np
 
+from ..codec import from_us
 from ..enums import BarUnit, TradeType
 from ..models import Bar, Contract, Quote, tick_decimals
 from .instruments import PRODUCTS, ProductSpec, listed_contracts
-from .pricepath import BarArrays, PricePath, Ticks, bucket_starts, from_us
+from .pricepath import BarArrays, PricePath, Ticks, bucket_starts
 
 _MASK = 0xFFFFFFFF
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -18,25 +18,12 @@ import numpy as np
 from ..enums import BarUnit, TradeType
 from .instruments import ProductSpec
 
-_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH = datetime(2020, 1, 6, tzinfo=UTC)  # a Monday; the path starts here
 EPOCH_US = int(EPOCH.timestamp() * 1_000_000)
 MINUTE_US = 60_000_000
 DAY_MINUTES = 1440
 _MAX_DAYS = 8192
 _UNIT_SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600, BarUnit.DAY: 86400, BarUnit.WEEK: 604800}
-
-
-def to_us(value: datetime) -> int:
-    """Microseconds since the Unix epoch (naive values are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _UNIX) // timedelta(microseconds=1)
-
-
-def from_us(value: int) -> datetime:
-    """UTC datetime from microseconds since the Unix epoch."""
-    return _UNIX + timedelta(microseconds=int(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import models
-from ..codec import envelope, failure, format_ts, to_wire
+from ..codec import envelope, failure, format_ts, to_us, to_wire
 from ..enums import BarsError, BarUnit, ContractError, LoginError, SearchError
 from .auth import Credentials, TokenIssuer
 from .engine import Simulator
 from .exchange import ExchangeError
-from .pricepath import to_us
 
 MAX_BARS = 20_000
 _TS_MIX = ("offset", "offset", "z", "offset", "naive", "offset", "millis")
