@@ -189,11 +189,6 @@ def wire_fields(cls: type) -> list[str]:
     return [f.wire for f in _schema(cls)]
 
 
-def required_wire_fields(cls: type) -> list[str]:
-    """The wire fields a body of this model must carry."""
-    return [f.wire for f in _schema(cls) if f.required]
-
-
 # --------------------------------------------------------------------------- models
 
 

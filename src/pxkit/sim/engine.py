@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..codec import wrap_user_event
+from ..codec import market_event_args, wrap_user_event
 from ..enums import UserAction
 from .clock import SimClock
 from .exchange import Exchange
@@ -60,10 +60,10 @@ class Simulator:
             self._cursor.setdefault(key, self.clock.now_us())
             now = self.clock.now_us()
             if topic == "quotes":
-                self._push(sub, "GatewayQuote", [key, self.feed.quote_snapshot(key, now)])
+                self._push(sub, "GatewayQuote", market_event_args(key, self.feed.quote_snapshot(key, now)))
             elif topic == "depth":
                 for batch in self.feed.depth_snapshot(key, now):
-                    self._push(sub, "GatewayDepth", [key, batch])
+                    self._push(sub, "GatewayDepth", market_event_args(key, batch))
 
     def unsubscribe(self, topic: str, key: Any, sub: Subscriber) -> None:
         subs = self._subs.get((topic, key))
@@ -139,11 +139,11 @@ class Simulator:
             return
         pushes = self.feed.step(contract_id, ticks, quotes=quotes, trades=trades, depth=depth)
         for batch in pushes.trades:
-            self.publish("trades", contract_id, "GatewayTrade", [contract_id, batch])
+            self.publish("trades", contract_id, "GatewayTrade", market_event_args(contract_id, batch))
         if pushes.quote is not None:
-            self.publish("quotes", contract_id, "GatewayQuote", [contract_id, pushes.quote])
+            self.publish("quotes", contract_id, "GatewayQuote", market_event_args(contract_id, pushes.quote))
         for batch in pushes.depth:
-            self.publish("depth", contract_id, "GatewayDepth", [contract_id, batch])
+            self.publish("depth", contract_id, "GatewayDepth", market_event_args(contract_id, batch))
 
     def advance(self, seconds: float) -> int:
         """Move a manual clock forward in steps, processing ticks as it goes; returns ticks processed."""

@@ -109,13 +109,13 @@ class MarketFeed:
         market = self.market
         live = self._state(contract_id, int(ticks.time[0]))
         symbol_id = market.spec(contract_id).symbol_id
-        times = [format_ts(from_us(int(t))) for t in ticks.time]
         prices = ticks.price.tolist()
-        price_values = market.prices(contract_id, ticks.price)
         sizes = ticks.size.tolist()
         sides = ticks.side.tolist()
         trade_pushes: list[list[dict[str, Any]]] = []
-        if trades:
+        if trades:  # timestamps are formatted only for what is sent
+            times = [format_ts(from_us(t)) for t in ticks.time.tolist()]
+            price_values = market.prices(contract_id, ticks.price)
             records = [
                 {"symbolId": symbol_id, "price": p, "timestamp": ts, "type": s, "volume": float(v)}
                 for p, v, s, ts in zip(price_values, sizes, sides, times, strict=True)
@@ -125,7 +125,8 @@ class MarketFeed:
         book = market.book(contract_id, prices[-1], sides[-1], last_us)
         depth_pushes: list[list[dict[str, Any]]] = []
         if depth:
-            depth_pushes = _chunks(self._depth_changes(contract_id, live, book, prices, sizes, times[-1]),
+            depth_pushes = _chunks(self._depth_changes(contract_id, live, book, prices, sizes,
+                                                      format_ts(from_us(last_us))),
                                    self.max_batch)
         live.book = book
         quote = self._quote_changes(contract_id, live, last_us) if quotes else None
