@@ -88,6 +88,12 @@ class ProjectXConfig:
 
     # ------------------------------------------------------------------ constructors
 
+    @staticmethod
+    def credentials_in_env(environ: Mapping[str, str] | None = None) -> bool:
+        """Whether the environment names a user or an API key (then it must name both: see from_env)."""
+        env = os.environ if environ is None else environ
+        return bool(env.get(ENV_USERNAME) or env.get(ENV_API_KEY))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ProjectXConfig:
         """Credentials and URL overrides from PROJECT_X_* variables; raises ConfigError without credentials."""

@@ -110,6 +110,10 @@ class EventBus:
         """Handlers registered for one type, or all of them (wildcards included) when `event_type` is None."""
         return sum(len(entries) for key, entries in self._handlers.items() if event_type in (None, key))
 
+    def wants(self, event_type: EventType) -> bool:
+        """Whether an event of this type would reach any handler (lets hot paths skip building it)."""
+        return bool(self._handlers.get(event_type) or self._handlers.get(None))
+
     async def emit(self, event_type: EventType | str, data: Any = None, *, source: str | None = None,
                    timestamp: datetime | None = None) -> Event:
         """Deliver an event: sync handlers inline, async handlers awaited in order; returns the event."""

@@ -52,6 +52,15 @@ class ConnectionEvent:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """An account was reconciled after a reconnect: its report is in the user stream, in order with pushes."""
+
+    hub: str
+    account_id: int
+    report: ReconcileReport
+
+
 class ProjectXRealtimeClient:
     """Both hubs behind one asyncio facade: connect, subscribe, stream, and never lose a subscription."""
 
@@ -194,6 +203,7 @@ class ProjectXRealtimeClient:
             except PxError as exc:  # REST trouble must not take the hub down; the next reconnect retries
                 log.error("reconciling account %d failed: %s", account_id, exc)
                 continue
+            self._publish(USER, Reconciled(USER, account_id, report), None)
             for callback in list(self._reconcile_callbacks):
                 self._call(callback, account_id, report)
 
@@ -213,15 +223,28 @@ class ProjectXRealtimeClient:
         """Call `callback(account_id, report)` after every reconciliation."""
         self._reconcile_callbacks.append(callback)
 
-    async def stream(self, hub: str) -> AsyncIterator[HubEvent | ConnectionEvent]:
-        """Every push and state change of a hub, in order, from now until disconnect()."""
+    def stream(self, *hubs: str) -> AsyncIterator[HubEvent | ConnectionEvent | Reconciled]:
+        """Every push, state change and reconciliation of the given hubs (default both), in arrival order, from
+        this call (not from the first iteration) until disconnect()."""
+        hubs = hubs or (USER, MARKET)
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._queues[hub].append(queue)
+        for hub in hubs:
+            self._queues[hub].append(queue)
+        return self._drain(queue, hubs)
+
+    async def _drain(self, queue: asyncio.Queue[Any], hubs: tuple[str, ...]
+                     ) -> AsyncIterator[HubEvent | ConnectionEvent | Reconciled]:
+        open_hubs = len(hubs)
         try:
-            while (item := await queue.get()) is not _END:
-                yield item
+            while open_hubs:
+                item = await queue.get()
+                if item is _END:
+                    open_hubs -= 1
+                else:
+                    yield item
         finally:
-            self._queues[hub].remove(queue)
+            for hub in hubs:
+                self._queues[hub].remove(queue)
 
     def _call(self, callback: Callable[..., Any], *args: Any) -> None:
         try:

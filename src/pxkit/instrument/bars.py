@@ -214,6 +214,25 @@ class BarSeries:
             self._start = self._end = self.bucket(self._ring[-1][0])[1]
         return taken
 
+    def resume(self, bar: Bar) -> bool:
+        """Continue a partial bar read from history (the bucket forming now) with the live trades that follow.
+
+        Taken only before any live trade and only when newer than the seeded history; returns whether it was.
+        """
+        start = to_us(bar.timestamp)
+        if self._live or (self._ring and start <= self._ring[-1][0]):
+            return False
+        if self.bucket(start)[0] != start:
+            raise InputError(f"bar at {bar.timestamp.isoformat()} is not aligned to {self.timeframe.name}")
+        self._start, self._end = self.bucket(start)
+        self._start_dt = from_us(start)
+        self._o, self._h, self._l, self._c = (round(x / self.tick_size) for x in (bar.open, bar.high, bar.low,
+                                                                                  bar.close))
+        self._t = start
+        self._v = bar.volume
+        self._open = True
+        return True
+
     # ------------------------------------------------------------------ output
 
     @property
@@ -346,6 +365,10 @@ class MultiTimeframeBars:
     def seed(self, timeframe: str | Timeframe, bars: Iterable[Bar]) -> int:
         """Preload history for one timeframe (see BarSeries.seed)."""
         return self[timeframe].seed(bars)
+
+    def resume(self, timeframe: str | Timeframe, bar: Bar) -> bool:
+        """Continue a partial history bar live (see BarSeries.resume)."""
+        return self[timeframe].resume(bar)
 
     def forming(self, timeframe: str | Timeframe) -> Bar | None:
         return self[timeframe].forming
