@@ -5,7 +5,8 @@
     PxError
     ├── ConfigError                 missing or malformed configuration / credentials
     ├── InputError (ValueError)     bad input caught before anything reaches the wire
-    │   └── InstrumentNotFoundError no contract matches a symbol
+    │   ├── InstrumentNotFoundError no contract matches a symbol
+    │   └── RiskViolationError      a risk rule refused an order (carries rule, limit, value)
     ├── ProtocolError               a payload that does not match the gateway protocol
     ├── TransportError              the request may not have been processed (transient)
     │   ├── ConnectionLostError     connection refused / reset / dropped
@@ -13,6 +14,9 @@
     │   ├── RateLimitError          HTTP 429 (carries retry_after)
     │   └── ServerError             HTTP 408 / 5xx
     ├── CircuitOpenError            calls fail fast while the breaker is open
+    ├── OrderEndedError             an order ended before it was completely filled (carries the order)
+    ├── UnprotectedPositionError    a bracket entry filled without its legs; the position was flattened
+    ├── RiskStateError              the risk store is corrupt, unreadable or of an unknown schema version
     ├── AuthenticationError         login refused, or 401 after a fresh login
     └── GatewayError                HTTP 200 with success:false (carries endpoint, error_code)
         ├── AccountNotFoundError
@@ -27,6 +31,8 @@ Messages name what failed (endpoint, error code, contract) and never contain a s
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class PxError(Exception):
@@ -43,6 +49,18 @@ class InputError(PxError, ValueError):
 
 class InstrumentNotFoundError(InputError):
     """No contract matches the symbol or contract id."""
+
+
+class RiskViolationError(InputError):
+    """A risk rule refused an order: which `rule`, its `limit`, the offending `value`, and all `violations`."""
+
+    def __init__(self, message: str, *, rule: str, limit: object, value: object,
+                 violations: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.limit = limit
+        self.value = value
+        self.violations = violations
 
 
 class ProtocolError(PxError):
@@ -83,6 +101,30 @@ class ServerError(TransportError):
 
 class CircuitOpenError(PxError):
     """The circuit breaker is open: the call was not attempted."""
+
+
+class OrderEndedError(PxError):
+    """An order ended (cancelled, expired, rejected) before it was completely filled; `order` is its final state."""
+
+    def __init__(self, message: str, order: Any) -> None:
+        super().__init__(message)
+        self.order = order
+
+
+class UnprotectedPositionError(PxError):
+    """A bracket entry filled but its stop/target legs did not appear, so the position was flattened."""
+
+    def __init__(self, message: str, *, entry: Any, missing: list[str], flatten_error: PxError | None) -> None:
+        super().__init__(message)
+        self.entry, self.missing, self.flatten_error = entry, missing, flatten_error
+
+
+class RiskStateError(PxError):
+    """The risk store cannot be trusted or written: corrupt or unreadable file, unknown schema version."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class AuthenticationError(PxError):

@@ -1,0 +1,147 @@
+"""PositionManager: one contract's net position and P&L kept from user-hub pushes; close and partial close."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..client.http import ProjectX
+from ..enums import PositionType, UserAction
+from ..events import EventBus, EventType
+from ..models import Contract, Position, Trade
+
+
+@dataclass(frozen=True, slots=True)
+class PnL:
+    """P&L of one contract in dollars: realised (the gateway's, before fees), unrealised, fees and the net."""
+
+    realized: float
+    unrealized: float
+    fees: float
+    net: float
+
+
+class PositionManager:
+    """Net position of one contract and account, realised P&L and fees from its fills, unrealised from a price.
+
+    State changes only in `apply_position` and `apply_trade`, which the suite's router calls for each user-hub
+    push (and with REST truth after start-up or a reconnect). Realised P&L is the gateway's `profitAndLoss` of
+    closing fills; unrealised P&L is ticks x tick value against `last_price()` or a given price.
+    """
+
+    def __init__(self, client: ProjectX, contract: Contract, bus: EventBus, *, account_id: int, symbol: str,
+                 last_price: Callable[[], float | None]) -> None:
+        self.client = client
+        self.contract = contract
+        self.bus = bus
+        self.account_id = account_id
+        self.symbol = symbol
+        self.last_price = last_price
+        self._position: Position | None = None
+        self._trades: dict[int, Trade] = {}  # every fill seen, by id, in its latest state
+        self._realized = 0.0
+        self._fees = 0.0
+        self._last_fill: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (f"PositionManager({self.symbol!r}, account={self.account_id}, size={self.size}, "
+                f"realized={self.realized_pnl}, fees={self.fees})")
+
+    # ------------------------------------------------------------------ the writers
+
+    def apply_position(self, position: Position, action: UserAction) -> None:
+        """Apply a position update: size 0 or a DELETED action closes it; emits POSITION_OPENED/CHANGED/CLOSED."""
+        if position.contract_id != self.contract.id or position.account_id != self.account_id:
+            return
+        previous = self._position
+        stamp = self._last_fill or position.creation_timestamp
+        if position.size == 0 or action is UserAction.DELETED:
+            if previous is not None:
+                self._position = None
+                self.bus.emit_nowait(EventType.POSITION_CLOSED, position, source=self.symbol, timestamp=stamp)
+            return
+        if previous == position:
+            return
+        self._position = position
+        kind = EventType.POSITION_OPENED if previous is None else EventType.POSITION_CHANGED
+        self.bus.emit_nowait(kind, position, source=self.symbol, timestamp=stamp)
+
+    def apply_trade(self, trade: Trade) -> None:
+        """Book a fill once (a repeated trade id is ignored); a fill voided later is taken back out."""
+        if trade.contract_id != self.contract.id or trade.account_id != self.account_id:
+            return
+        known = self._trades.get(trade.id)
+        if known is not None and known.voided == trade.voided:
+            return
+        if known is not None and not known.voided:
+            self._book(known, -1)
+        self._trades[trade.id] = trade
+        if not trade.voided:
+            self._book(trade, 1)
+            if self._last_fill is None or trade.creation_timestamp > self._last_fill:
+                self._last_fill = trade.creation_timestamp
+
+    def _book(self, trade: Trade, sign: int) -> None:
+        self._realized += sign * (trade.profit_and_loss or 0.0)
+        self._fees += sign * trade.fees
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def position(self) -> Position | None:
+        """The open position, or None when flat."""
+        return self._position
+
+    async def get_position(self) -> Position | None:
+        return self._position
+
+    @property
+    def size(self) -> int:
+        """Signed net size: positive long, negative short, 0 flat."""
+        position = self._position
+        if position is None:
+            return 0
+        return -position.size if position.type is PositionType.SHORT else position.size
+
+    @property
+    def average_price(self) -> float | None:
+        return self._position.average_price if self._position else None
+
+    @property
+    def trades(self) -> list[Trade]:
+        """The fills booked (voided ones left out), in arrival order."""
+        return [t for t in self._trades.values() if not t.voided]
+
+    @property
+    def realized_pnl(self) -> float:
+        """Realised P&L of the closing fills, before fees."""
+        return round(self._realized, 2)
+
+    @property
+    def fees(self) -> float:
+        return round(self._fees, 2)
+
+    def unrealized_pnl(self, price: float | None = None) -> float:
+        """Open P&L at `price` (default: the live last price) in ticks x tick value; 0 when flat or unpriced."""
+        position = self._position
+        mark = self.last_price() if price is None else price
+        if position is None or mark is None:
+            return 0.0
+        ticks = (mark - position.average_price) / self.contract.tick_size
+        return round(ticks * self.contract.tick_value * self.size, 2)
+
+    def pnl(self, price: float | None = None) -> PnL:
+        """Realised, unrealised (at `price` or the last price), fees and net = realised + unrealised - fees."""
+        realized, unrealized, fees = self.realized_pnl, self.unrealized_pnl(price), self.fees
+        return PnL(realized, unrealized, fees, round(realized + unrealized - fees, 2))
+
+    # ------------------------------------------------------------------ commands
+
+    async def close_position(self) -> None:
+        """Flatten the position with a market order (PositionNotFoundError when already flat)."""
+        await self.client.close_position(self.contract.id, account_id=self.account_id)
+
+    async def partially_close_position(self, size: int) -> None:
+        """Reduce the position by `size` contracts with a market order (InputError for size <= 0, before the wire)."""
+        await self.client.partially_close_position(self.contract.id, size, account_id=self.account_id)

@@ -1,0 +1,133 @@
+"""Trading fixture: a simulator on real sockets, ProjectX, the realtime client, and MNQ order/position managers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from conftest import ACCOUNT, MNQ
+from pxkit.client.http import ProjectX
+from pxkit.client.realtime import HubEvent, ProjectXRealtimeClient
+from pxkit.config import ProjectXConfig
+from pxkit.enums import OrderStatus
+from pxkit.events import Event, EventBus, EventType
+from pxkit.instrument.orders import OrderManager
+from pxkit.instrument.positions import PositionManager
+from pxkit.models import Contract, Order
+from pxkit.sim import SimConfig, SimServer
+from pxkit.sim.app import HubSettings
+
+
+@dataclass
+class Trading:
+    """Everything a trading test needs; `events` records every event of the MNQ bus, `pushes` every user push."""
+
+    sim: SimServer
+    px: ProjectX
+    rt: ProjectXRealtimeClient
+    contract: Contract
+    bus: EventBus
+    orders: OrderManager
+    positions: PositionManager
+    events: list[Event] = field(default_factory=list)
+    pushes: list[HubEvent] = field(default_factory=list)
+    last_price: float | None = None
+
+    def of(self, *kinds: EventType, order_id: int | None = None) -> list[EventType]:
+        """Types of the recorded bus events of those kinds (all kinds when none given), optionally for one order."""
+        return [e.type for e in self.events if (not kinds or e.type in kinds)
+                and (order_id is None or getattr(e.data, "id", None) == order_id)]
+
+    def sim_order(self, order_id: int) -> Any:
+        """The simulator's own record of an order (its truth, read to drive the clock)."""
+        return self.sim.sim.exchange.orders[order_id]
+
+    def last(self) -> float:
+        """The simulator's last MNQ trade price now."""
+        market = self.sim.sim.market
+        return market.price(MNQ, market.last_trade(MNQ, self.sim.sim.clock.now_us())[0])
+
+    def book(self) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+        """The simulator's MNQ book now: (bids, asks), each [(price, size)] best first."""
+        market = self.sim.sim.market
+        book = market.book_at(MNQ, self.sim.sim.clock.now_us())
+        return ([(market.price(MNQ, p), n) for p, n in book.bids.levels],
+                [(market.price(MNQ, p), n) for p, n in book.asks.levels])
+
+    async def until(self, cond: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
+        """Poll `cond` until it is true (hub pushes travel over a socket); fail after `timeout` wall seconds."""
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(0.01)
+
+    async def advance_until(self, cond: Callable[[], Any], what: str, *, step: float = 5.0,
+                            limit: float = 4 * 3600.0) -> float:
+        """Move simulated time in `step`s until `cond` holds on the simulator; returns the simulated seconds used."""
+        spent = 0.0
+        while not cond():
+            if spent >= limit:
+                pytest.fail(f"{what} did not happen within {limit} simulated seconds")
+            await self.sim.advance(step)
+            spent += step
+        return spent
+
+    async def advance_until_ended(self, order_id: int, **kwargs: Any) -> float:
+        """Advance until the simulator ends an order, then until the manager has seen it end."""
+        spent = await self.advance_until(lambda: not self.sim_order(order_id).status.is_working,
+                                         f"order {order_id} ending", **kwargs)
+        await self.until(lambda: self.orders.handle(order_id).done, f"the hub reporting order {order_id} ended")
+        return spent
+
+    async def balance(self, account_id: int = ACCOUNT) -> float:
+        return next(a.balance for a in await self.px.list_accounts() if a.id == account_id)
+
+    async def seen(self, order_id: int, status: OrderStatus) -> Order:
+        """Wait until the manager holds the order in `status`."""
+        await self.until(lambda: self.orders.handle(order_id).status is status, f"order {order_id} {status.name}")
+        order = self.orders.handle(order_id).order
+        assert order is not None
+        return order
+
+
+@pytest.fixture
+async def trading():
+    """Sim (seed 1, manual clock) + ProjectX + realtime client subscribed to account 1001 and MNQ quotes, routing
+    user pushes into an MNQ OrderManager and PositionManager exactly as the suite's router does."""
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(SimServer(config=SimConfig(seed=1), hubs=HubSettings(ping_interval=0.3)))
+        px = await stack.enter_async_context(ProjectX(ProjectXConfig.for_simulator(sim.base_url)))
+        rt = ProjectXRealtimeClient(px.config, px.tokens, rest=px)
+        stack.push_async_callback(rt.disconnect)
+        await rt.connect()
+        contract = await px.get_instrument("MNQ")
+        assert contract.id == MNQ
+        bus = EventBus("MNQ")
+        stack.push_async_callback(bus.aclose)
+        env = Trading(sim, px, rt, contract, bus, OrderManager(px, contract, bus, account_id=ACCOUNT, symbol="MNQ"),
+                      PositionManager(px, contract, bus, account_id=ACCOUNT, symbol="MNQ",
+                                      last_price=lambda: env.last_price))
+        stack.push_async_callback(env.orders.aclose)
+        bus.on_any(env.events.append)
+
+        def quote(event: HubEvent) -> None:
+            if event.contract_id == MNQ and event.data.last_price is not None:
+                env.last_price = event.data.last_price
+
+        rt.on("GatewayQuote", quote)
+        rt.on("GatewayUserOrder", lambda ev: env.orders.apply(ev.data, ev.action))
+        rt.on("GatewayUserPosition", lambda ev: env.positions.apply_position(ev.data, ev.action))
+        rt.on("GatewayUserTrade", lambda ev: env.positions.apply_trade(ev.data))
+        for target in ("GatewayUserOrder", "GatewayUserPosition", "GatewayUserTrade"):
+            rt.on(target, env.pushes.append)
+        await rt.subscribe_user(ACCOUNT)
+        await rt.subscribe_market(MNQ, trades=False)
+        await env.until(lambda: env.last_price is not None, "the first MNQ quote")
+        yield env
