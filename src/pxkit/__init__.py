@@ -37,6 +37,7 @@ from .errors import (
     InstrumentNotFoundError,
     InsufficientFundsError,
     InvalidRequestError,
+    OrderEndedError,
     OrderNotFoundError,
     OrderRejectedError,
     PositionNotFoundError,
@@ -44,10 +45,15 @@ from .errors import (
     PxError,
     RateLimitError,
     RequestTimeoutError,
+    RiskStateError,
+    RiskViolationError,
     ServerError,
     TransportError,
+    UnprotectedPositionError,
     is_transient,
 )
+from .events import Event, EventBus, EventType
+from .instrument.context import InstrumentContext
 from .models import (
     Account,
     AccountRequest,
@@ -74,6 +80,8 @@ from .models import (
     Trade,
     WindowSearchRequest,
 )
+from .portfolio import Portfolio
+from .suite import TradingSuite
 
 __all__ = [
     "Account",
@@ -101,9 +109,13 @@ __all__ = [
     "ContractSearchRequest",
     "DepthEntry",
     "DomType",
+    "Event",
+    "EventBus",
+    "EventType",
     "GatewayError",
     "HubEvent",
     "InputError",
+    "InstrumentContext",
     "InstrumentNotFoundError",
     "InsufficientFundsError",
     "InvalidRequestError",
@@ -116,6 +128,7 @@ __all__ = [
     "ModifyOrderError",
     "ModifyOrderRequest",
     "Order",
+    "OrderEndedError",
     "OrderNotFoundError",
     "OrderRejectedError",
     "OrderSide",
@@ -126,6 +139,7 @@ __all__ = [
     "PlaceOrderError",
     "PlaceOrderRequest",
     "PlacedOrder",
+    "Portfolio",
     "Position",
     "PositionNotFoundError",
     "PositionType",
@@ -138,11 +152,15 @@ __all__ = [
     "RateLimitError",
     "ReconcileReport",
     "RequestTimeoutError",
+    "RiskStateError",
+    "RiskViolationError",
     "SearchError",
     "ServerError",
     "Trade",
     "TradeType",
+    "TradingSuite",
     "TransportError",
+    "UnprotectedPositionError",
     "UserAction",
     "ValidateError",
     "WindowSearchRequest",

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from pxkit.errors import ConnectionLostError, GatewayError
 from pxkit.models import Account, MarketTrade, Order, PlaceOrderRequest, Position, Quote, Trade
 from pxkit.sim import SimConfig, SimServer
 from pxkit.sim.app import HubSettings
+from waiting import until
 
 CONTRACTS = (MNQ, "CON.F.US.EP.H26", "CON.F.US.GCE.H26", "CON.F.US.CLE.H26")
 FAST = LinkSettings(backoff=(0, 0.2, 0.5, 1.0), stale_after=1.5, keepalive_interval=0.5, connect_timeout=3)
@@ -38,15 +38,6 @@ HUBS = ("user", "market")
 CYCLE = [LinkState.DISCONNECTED, LinkState.RECONNECTING, LinkState.RECONNECTED]
 USER_TOPICS = ("accounts", "orders", "positions", "user_trades")
 MARKET_TOPICS = ("quotes", "trades", "depth")
-
-
-async def until(cond: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
-    """Poll `cond` until it is true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def signalr_threads() -> list[str]:

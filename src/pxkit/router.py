@@ -1,0 +1,175 @@
+"""The suite's one writer: a task that reads both hub streams and applies each message to its instrument."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from .client.hublink import LinkState
+from .client.realtime import MARKET, ConnectionEvent, HubEvent, Reconciled
+from .client.reconcile import UserState
+from .codec import to_us
+from .enums import UserAction
+from .events import EventBus, EventType
+from .instrument.context import InstrumentContext
+from .models import Account, Order, Position, Trade
+from .stats import ComponentStats
+
+log = logging.getLogger(__name__)
+
+_CONNECTION_EVENTS = {LinkState.CONNECTED: EventType.CONNECTED, LinkState.DISCONNECTED: EventType.DISCONNECTED,
+                      LinkState.RECONNECTED: EventType.RECONNECTED}
+
+
+class Router:
+    """Routes every push to the context of its contract, in arrival order, on the suite's loop.
+
+    Market pushes carry the contract id first; a quote's own `symbol` is the symbolId (`F.US.MNQ`), used only
+    when the contract id is missing. User pushes of other accounts or contracts are counted, not applied.
+    Connection changes and reconciliation reports travel in the same stream, so they are applied in order.
+    """
+
+    def __init__(self, account: Account, suite_bus: EventBus, clock: Callable[[], datetime], *,
+                 stats: ComponentStats | None = None) -> None:
+        self.account = account
+        self.suite_bus = suite_bus
+        self.clock = clock
+        self.stats = stats or ComponentStats("router")
+        self.contexts: dict[str, InstrumentContext] = {}  # by contract id
+        self._by_symbol_id: dict[str, InstrumentContext] = {}
+        self.feed_time_us = 0  # the newest exchange time seen on the market feed
+        self.feed_lag = timedelta(0)  # how far that event was behind the exchange clock when it was applied
+        self.reconnects = 0
+
+    def add(self, context: InstrumentContext) -> None:
+        contract = context.instrument_info
+        self.contexts[contract.id] = context
+        self._by_symbol_id[contract.symbol_id or ".".join(contract.id.split(".")[1:4])] = context
+
+    def remove(self, context: InstrumentContext) -> None:
+        self.contexts.pop(context.instrument_info.id, None)
+        self._by_symbol_id = {k: c for k, c in self._by_symbol_id.items() if c is not context}
+
+    async def run(self, stream: AsyncIterator[HubEvent | ConnectionEvent | Reconciled]) -> None:
+        """Apply every item of the stream until it ends; a failing item is logged and counted, never fatal."""
+        async for item in stream:
+            try:
+                self.route(item)
+            except Exception:
+                self.stats.error(type(item).__name__)
+                log.exception("routing %r failed", item)
+
+    def route(self, item: HubEvent | ConnectionEvent | Reconciled) -> None:
+        if isinstance(item, HubEvent):
+            self.stats.count(item.target)
+            if item.hub == MARKET:
+                self._market(item)
+            else:
+                self._user(item.data, item.action or UserAction.UPDATED)
+        elif isinstance(item, ConnectionEvent):
+            self._connection(item)
+        elif isinstance(item, Reconciled):
+            self._reconciled(item)
+
+    # ------------------------------------------------------------------ market
+
+    def _market(self, event: HubEvent) -> None:
+        data = event.data
+        context = self.contexts.get(event.contract_id) if event.contract_id else None
+        if context is None and event.target == "GatewayQuote":
+            context = self._by_symbol_id.get(data.symbol)
+        if context is None:
+            self.stats.count("unrouted")
+            return
+        if event.target == "GatewayTrade":
+            context.data.apply_trades(data, event.received_at)
+            if context.orderbook is not None:
+                context.orderbook.apply_trade(data)
+            if data and data[-1] is not None:
+                self._feed_time(data[-1].timestamp)
+        elif event.target == "GatewayQuote":
+            context.data.apply_quote(data, event.received_at)
+            if data.timestamp is not None:
+                self._feed_time(data.timestamp)
+        elif event.target == "GatewayDepth":
+            context.data.touch()
+            if context.orderbook is not None:
+                context.orderbook.apply_depth(data)
+                if context.event_bus.wants(EventType.DEPTH_UPDATE):
+                    context.event_bus.emit_nowait(EventType.DEPTH_UPDATE, data, source=context.symbol)
+
+    def _feed_time(self, stamp: datetime) -> None:
+        t = to_us(stamp)
+        if t > self.feed_time_us:
+            self.feed_time_us = t
+            self.feed_lag = max(timedelta(0), self.clock() - stamp)
+
+    # ------------------------------------------------------------------ user
+
+    def _user(self, model: Any, action: UserAction) -> None:
+        if isinstance(model, Account):
+            if model.id == self.account.id:
+                self.account = model
+                self.suite_bus.emit_nowait(EventType.ACCOUNT_UPDATE, model, source="account")
+            return
+        if not isinstance(model, Order | Position | Trade) or model.account_id != self.account.id:
+            self.stats.count("other_account")
+            return
+        context = self.contexts.get(model.contract_id)
+        if context is None:
+            self.stats.count("other_contract")
+            return
+        if isinstance(model, Order):
+            context.orders.apply(model, action)
+        elif isinstance(model, Position):
+            context.positions.apply_position(model, action)
+        else:
+            context.positions.apply_trade(model)
+
+    def apply_state(self, state: UserState, contract_id: str) -> None:
+        """Install the account's working orders and open position of one contract, read at start-up."""
+        for order in state.orders.values():
+            if order.contract_id == contract_id:
+                self._user(order, UserAction.CREATED)
+        position = state.positions.get(contract_id)
+        if position is not None:
+            self._user(position, UserAction.CREATED)
+
+    def _reconciled(self, item: Reconciled) -> None:
+        """Put what the hub missed while away into the managers, as if it had been pushed."""
+        if item.account_id != self.account.id:
+            return
+        report = item.report
+        for order in (*report.orders_closed, *report.orders_opened, *report.orders_changed):
+            self._user(order, UserAction.UPDATED)
+        for position in report.positions_closed:
+            self._user(dataclasses.replace(position, size=0), UserAction.DELETED)
+        for position in (*report.positions_opened, *report.positions_changed):
+            self._user(position, UserAction.UPDATED)
+        if report.account is not None:
+            self._user(report.account, UserAction.UPDATED)
+        self.stats.count("reconciliations")
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection(self, item: ConnectionEvent) -> None:
+        kind = _CONNECTION_EVENTS.get(item.state)
+        if item.state is LinkState.RECONNECTED:
+            self.reconnects += 1
+        if kind is None:
+            return
+        self.suite_bus.emit_nowait(kind, item, source=item.hub)
+        for context in self.contexts.values():
+            context.event_bus.emit_nowait(kind, item, source=item.hub)
+
+
+async def cancel(task: asyncio.Task[Any] | None, timeout: float = 2.0) -> None:
+    """Cancel a task and wait (bounded) for it to finish."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    await asyncio.wait({task}, timeout=timeout)

@@ -1,0 +1,346 @@
+"""TradingSuite: several instruments on one account, fed by one router; start-up and shut-down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Generator, ItemsView, Iterator, KeysView, Sequence, ValuesView
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .client.http import ProjectX
+from .client.hublink import LinkSettings
+from .client.realtime import MARKET, USER, ProjectXRealtimeClient
+from .client.resilience import CircuitState
+from .config import ProjectXConfig
+from .errors import InputError, PxError
+from .events import EventBus
+from .instrument.bars import Timeframe
+from .instrument.context import InstrumentContext
+from .instrument.data import RealtimeDataManager
+from .instrument.orderbook import OrderBook
+from .instrument.orders import OrderManager
+from .instrument.positions import PositionManager
+from .instrument.sessions import always_open, globex_open
+from .models import Account, Contract
+from .portfolio import Portfolio
+from .router import Router, cancel
+from .sim import SimConfig, SimServer
+from .sim.clock import DEFAULT_START
+from .stats import ComponentStats, HealthInputs, health_score
+
+log = logging.getLogger(__name__)
+
+FEATURES = ("orderbook", "risk_manager")
+EMBEDDED_TRADES_PER_MINUTE = 240.0  # a lively market for demos and notebooks
+_FORWARDED = {"data", "orders", "positions", "orderbook", "risk_manager", "event_bus", "instrument_info", "symbol"}
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteOptions:
+    """How a suite builds its instruments and runs its timers."""
+
+    timeframes: tuple[str, ...] = ("1min", "5min")
+    features: tuple[str, ...] = ()
+    initial_days: float = 1.0
+    max_bars: int = 2000
+    stale_after: float = 30.0  # seconds of silence, during the session, before a feed counts as stale
+    bar_close_grace: float = 1.0  # seconds a bar stays open after its end, for trades still in flight
+    timer_interval: float = 0.25
+
+
+class TradingSuite:
+    """One account, many instruments: `suite["MNQ"]` is an InstrumentContext; `suite.portfolio` spans them.
+
+    Create it with `await TradingSuite.create(["MNQ", "ES"])` or `async with TradingSuite.create(...) as suite`.
+    Without credentials in the environment it starts the embedded simulator and says so once.
+    """
+
+    def __init__(self, client: ProjectX, realtime: ProjectXRealtimeClient, router: Router,
+                 options: SuiteOptions, *, clock: Callable[[], datetime], sim: SimServer | None = None) -> None:
+        self.client = client
+        self.realtime = realtime
+        self.router = router
+        self.options = options
+        self.clock = clock
+        self.sim = sim
+        self.event_bus = router.suite_bus
+        self.contexts: dict[str, InstrumentContext] = {}
+        self.failures: dict[str, PxError] = {}
+        self.portfolio = Portfolio(self.contexts)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closed = False
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def create(cls, instruments: str | Sequence[str], *, timeframes: Sequence[str] = ("1min", "5min"),
+               features: Sequence[str] = (), config: ProjectXConfig | None = None, initial_days: float = 1.0,
+               max_bars: int = 2000, stale_after: float = 30.0, clock: Callable[[], datetime] | None = None,
+               link_settings: LinkSettings | None = None, simulated: bool | None = None, seed: int = 1
+               ) -> SuiteStarter:
+        """Start a suite: await it, or use it as `async with`. Instruments that fail are in `suite.failures`.
+
+        Without `config`, credentials come from the environment; with none there (or `simulated=True`) the
+        embedded simulator (market `seed`) is started and the suite runs on it; `simulated=False` insists on
+        the real gateway (a ConfigError without credentials).
+        """
+        symbols = [instruments] if isinstance(instruments, str) else list(instruments)
+        if not symbols or not all(isinstance(s, str) and s.strip() for s in symbols):
+            raise InputError(f"give one or more instrument symbols, got {instruments!r}")
+        unknown = sorted(set(features) - set(FEATURES))
+        if unknown:
+            raise InputError(f"unknown features {unknown}; available: {list(FEATURES)}")
+        for tf in timeframes:
+            Timeframe.parse(tf)
+        options = SuiteOptions(tuple(timeframes), tuple(features), initial_days, max_bars, stale_after)
+        if simulated and config is not None:
+            raise InputError("give either config= or simulated=True, not both")
+        return SuiteStarter(cls._start([s.strip().upper() for s in symbols], options, config, clock,
+                                       link_settings, simulated, seed))
+
+    @classmethod
+    async def _start(cls, symbols: list[str], options: SuiteOptions, config: ProjectXConfig | None,
+                     clock: Callable[[], datetime] | None, link_settings: LinkSettings | None,
+                     simulated: bool | None, seed: int) -> TradingSuite:
+        sim = None
+        if config is None:
+            if simulated is False or (simulated is None and ProjectXConfig.credentials_in_env()):
+                config = ProjectXConfig.from_env()
+            else:
+                sim = await SimServer(config=SimConfig(seed=seed, trades_per_minute=EMBEDDED_TRADES_PER_MINUTE),
+                                      realtime=True, start=DEFAULT_START).start()
+                log.warning("%s: using the embedded simulator at %s (seed %d)",
+                            "simulator asked for" if simulated else "no ProjectX credentials in the environment",
+                            sim.base_url, seed)
+                config = ProjectXConfig.for_simulator(sim.base_url)
+        client = ProjectX(config)
+        suite: TradingSuite | None = None
+        try:
+            account = await client.authenticate()
+            realtime = ProjectXRealtimeClient(config, client.tokens, settings=link_settings, rest=client)
+            if clock is None:
+                clock = sim.sim.clock.now if sim is not None else client.gateway_now
+            router = Router(account, EventBus("suite"), clock)
+            suite = cls(client, realtime, router, options, clock=clock, sim=sim)
+            await suite._open(symbols)
+            return suite
+        except BaseException:
+            if suite is not None:
+                await suite.close()
+            else:
+                await client.close()
+                if sim is not None:
+                    await sim.stop()
+            raise
+
+    async def _open(self, symbols: list[str]) -> None:
+        """Connect, subscribe the account, start routing, then build every instrument concurrently."""
+        stream = self.realtime.stream(USER, MARKET)  # registered now: nothing pushed from here on is missed
+        self._tasks.append(asyncio.create_task(self.router.run(stream), name="pxkit-router"))
+        await self.realtime.connect()
+        await self.realtime.subscribe_user(self.router.account.id)
+        symbols = list(dict.fromkeys(symbols))
+        found = await asyncio.gather(*(self.client.get_instrument(s) for s in symbols), return_exceptions=True)
+        wanted: dict[str, Contract] = {}
+        for symbol, contract in zip(symbols, found, strict=True):
+            if isinstance(contract, Contract):
+                same = next((s for s, c in wanted.items() if c.id == contract.id), None)
+                if same is None:
+                    wanted[symbol] = contract
+                    continue
+                contract = InputError(f"{symbol} is the same contract as {same} ({contract.id})")
+            self._failed(symbol, contract)
+        built = await asyncio.gather(*(self._build(s, c) for s, c in wanted.items()), return_exceptions=True)
+        for symbol, context in zip(wanted, built, strict=True):
+            if isinstance(context, InstrumentContext):
+                self.contexts[symbol] = context
+            else:
+                self._failed(symbol, context)
+        if not self.contexts:
+            raise next(iter(self.failures.values()))
+        self._tasks.append(asyncio.create_task(self._run_timers(), name="pxkit-timers"))
+
+    def _failed(self, symbol: str, error: BaseException) -> None:
+        if not isinstance(error, PxError):
+            raise error
+        self.failures[symbol] = error
+        log.error("instrument %s did not start: %s", symbol, error)
+
+    async def _build(self, symbol: str, contract: Contract) -> InstrumentContext:
+        options = self.options
+        bus = EventBus(symbol)
+        account_id = self.router.account.id
+        data = RealtimeDataManager(self.client, contract, bus, symbol=symbol, timeframes=options.timeframes,
+                                   max_bars=options.max_bars, stale_after=options.stale_after,
+                                   session=always_open if self.sim is not None else globex_open)
+        context = InstrumentContext(
+            symbol, contract, data,
+            OrderManager(self.client, contract, bus, account_id=account_id, symbol=symbol),
+            PositionManager(self.client, contract, bus, account_id=account_id, symbol=symbol,
+                            last_price=lambda: data.last_price),
+            bus, OrderBook(contract) if "orderbook" in options.features else None,
+        )
+        self.router.add(context)
+        try:
+            await self.realtime.subscribe_market(contract.id, depth=context.orderbook is not None)
+            await data.initialize(options.initial_days, now=self.clock())
+        except BaseException:
+            self.router.remove(context)
+            await self._unsubscribe(contract.id)
+            raise
+        state = self.realtime.user_states.get(account_id)
+        if state is not None:  # the account's truth at start-up, then the hub keeps it current
+            self.router.apply_state(state, contract.id)
+        return context
+
+    async def _unsubscribe(self, contract_id: str) -> None:
+        try:
+            await self.realtime.unsubscribe_market(contract_id)
+        except PxError as exc:
+            log.debug("unsubscribing %s failed: %s", contract_id, exc)
+
+    # ------------------------------------------------------------------ timers
+
+    def bar_clock(self) -> datetime:
+        """The time up to which bars may close: the exchange clock, less how far the feed was behind it when its
+        newest event arrived (a backlog still in flight), less a grace for trades on the wire."""
+        return self.clock() - self.router.feed_lag - timedelta(seconds=self.options.bar_close_grace)
+
+    async def _run_timers(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.timer_interval)
+            try:
+                self.tick()
+            except Exception:
+                self.router.stats.error("timers")
+                log.exception("suite timers failed")
+
+    def tick(self) -> None:
+        """Close the bars whose time is over and watch for silent feeds (run by the suite's timer)."""
+        closing, now, mono = self.bar_clock(), self.clock(), time.monotonic()
+        for context in self.contexts.values():
+            context.data.close_due(closing)
+            context.data.check_stale(now, mono)
+
+    # ------------------------------------------------------------------ container protocol
+
+    def __getitem__(self, symbol: str) -> InstrumentContext:
+        try:
+            return self.contexts[symbol.upper()]
+        except (KeyError, AttributeError):
+            raise KeyError(f"{symbol!r} is not in this suite; it has {list(self.contexts)}") from None
+
+    def __contains__(self, symbol: object) -> bool:
+        return isinstance(symbol, str) and symbol.upper() in self.contexts
+
+    def __len__(self) -> int:
+        return len(self.contexts)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.contexts)
+
+    def keys(self) -> KeysView[str]:
+        return self.contexts.keys()
+
+    def values(self) -> ValuesView[InstrumentContext]:
+        return self.contexts.values()
+
+    def items(self) -> ItemsView[str, InstrumentContext]:
+        return self.contexts.items()
+
+    def __getattr__(self, name: str) -> Any:
+        """`suite.data` and friends on a one-instrument suite: forwarded, with a DeprecationWarning."""
+        if name in _FORWARDED and not name.startswith("_"):
+            contexts = self.__dict__.get("contexts", {})
+            if len(contexts) == 1:
+                symbol = next(iter(contexts))
+                warnings.warn(f"suite.{name} is deprecated: use suite[{symbol!r}].{name}", DeprecationWarning,
+                              stacklevel=2)
+                return getattr(contexts[symbol], name)
+            raise AttributeError(f"suite.{name} needs exactly one instrument; use suite[symbol].{name}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def account(self) -> Account:
+        """The suite's account, kept current by the user hub."""
+        return self.router.account
+
+    def __repr__(self) -> str:
+        where = "simulator" if self.sim is not None else self.client.config.api_url
+        return (f"TradingSuite({list(self.contexts)}, account={self.router.account.name!r}, {where}, "
+                f"failed={list(self.failures)})")
+
+    # ------------------------------------------------------------------ stats
+
+    async def get_stats(self) -> dict[str, Any]:
+        """Counters per component, latency percentiles, connection state, and a health score 0-100."""
+        components: list[ComponentStats] = [self.router.stats, *(c.data.stats for c in self.contexts.values())]
+        messages = sum(sum(c.counters.values()) for c in components)
+        errors = sum(sum(c.errors.values()) for c in components) + self.realtime.decode_errors
+        hubs = {hub: self.realtime.connected(hub) for hub in (USER, MARKET)}
+        stale = [s for s, c in self.contexts.items() if c.data.stale]
+        score, reasons = health_score(HealthInputs(
+            hubs_connected=sum(hubs.values()), hubs_total=len(hubs), stale_feeds=len(stale),
+            feeds_total=len(self.contexts), breaker_open=self.client.transport.breaker.state is CircuitState.OPEN,
+            messages=messages, errors=errors, reconnects=self.router.reconnects,
+            failed_instruments=len(self.failures)))
+        return {
+            "health": score, "reasons": reasons, "hubs": hubs, "stale_feeds": stale,
+            "reconnects": self.router.reconnects, "decode_errors": self.realtime.decode_errors,
+            "components": {c.name: c.snapshot() for c in components},
+            "instruments": {s: {"last_price": c.data.last_price, "late_trades": c.data.bars.late}
+                            for s, c in self.contexts.items()},
+            "failures": {s: str(e) for s, e in self.failures.items()},
+        }
+
+    # ------------------------------------------------------------------ shut-down
+
+    async def close(self) -> None:
+        """Stop routing and timers, disconnect the hubs, close HTTP, flush events, stop the embedded simulator.
+        Every step is bounded, so this returns even when the gateway has gone silent."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            await cancel(task)
+        steps: list[tuple[str, Awaitable[Any]]] = [(f"orders {c.symbol}", c.orders.aclose())
+                                                   for c in self.contexts.values()]
+        steps += [("hubs", self.realtime.disconnect()), ("http", self.client.close())]
+        steps += [(f"events {c.symbol}", c.event_bus.aclose()) for c in self.contexts.values()]
+        steps.append(("suite events", self.event_bus.aclose()))
+        if self.sim is not None:
+            steps.append(("simulator", self.sim.stop()))
+        for what, step in steps:
+            try:
+                await asyncio.wait_for(step, timeout=5.0)
+            except (TimeoutError, Exception) as exc:  # shut-down goes on whatever one step does
+                log.warning("closing %s: %r", what, exc)
+
+    async def __aenter__(self) -> TradingSuite:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class SuiteStarter:
+    """What `TradingSuite.create` returns: await it for the suite, or `async with` it to close it at the end."""
+
+    def __init__(self, starting: Awaitable[TradingSuite]) -> None:
+        self._starting = starting
+        self._suite: TradingSuite | None = None
+
+    def __await__(self) -> Generator[Any, None, TradingSuite]:
+        return self._starting.__await__()
+
+    async def __aenter__(self) -> TradingSuite:
+        self._suite = await self._starting
+        return self._suite
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._suite is not None:
+            await self._suite.close()

@@ -1,0 +1,223 @@
+"""TradingSuite end to end on the simulated gateway: three instruments, live bars, books, events, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import pytest
+
+from pxkit import EventType, ProjectXConfig, TradingSuite
+from pxkit.errors import InputError, InstrumentNotFoundError
+from pxkit.events import Event
+from pxkit.instrument.data import BarEvent, FeedStatus
+from pxkit.models import MarketTrade
+from pxkit.sim import SimServer
+from suites import FAST, last_trade_time, open_suite
+from waiting import until
+
+SYMBOLS = ["MNQ", "ES", "MGC"]
+CONTRACTS = {"MNQ": "CON.F.US.MNQ.H26", "ES": "CON.F.US.EP.H26", "MGC": "CON.F.US.MGC.H26"}
+
+
+def closed_until(suite: TradingSuite, timeframe: str, end) -> bool:
+    """Every instrument has closed its `timeframe` bars up to `end`."""
+    for ctx in suite.values():
+        bars = ctx.data.bars[timeframe].bars()
+        if not bars or bars[-1].timestamp + ctx.data.bars[timeframe].timeframe.seconds * timedelta(seconds=1) < end:
+            return False
+    return True
+
+
+async def test_bars_built_live_equal_the_simulator_bars_on_three_instruments(sim: SimServer) -> None:
+    async with open_suite(sim, features=["orderbook"]) as suite:
+        assert list(suite) == SYMBOLS and suite.failures == {}
+        start = sim.sim.clock.now()
+        await sim.advance(20 * 60 + 5)
+        end = start + timedelta(minutes=20)
+        await until(lambda: closed_until(suite, "5min", end), "the suite to close the 5min bar ending at 14:50")
+        await until(lambda: closed_until(suite, "15sec", end), "the 15sec bars up to 14:50")
+        for symbol, ctx in suite.items():
+            assert ctx.instrument_info.id == CONTRACTS[symbol]
+            for tf, (unit, n) in {"15sec": ("sec", 15), "1min": ("min", 1), "5min": ("min", 5)}.items():
+                built = (await ctx.data.get_data(tf, include_forming=False)).filter(
+                    (ctx.data.bars[tf].frame()["timestamp"] >= start - timedelta(hours=1))
+                    & (ctx.data.bars[tf].frame()["timestamp"] < end))
+                truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start - timedelta(hours=1),
+                                                    end_time=end, unit=unit, interval=n)
+                assert built.height == truth.height > 0, (symbol, tf)
+                assert built.equals(truth), (symbol, tf)
+            # live bars are really live: the newest 20 minutes were built from trades, not fetched
+            assert ctx.data.stats.counters["trades"] > 100
+
+
+async def test_book_top_equals_the_simulator_book(sim: SimServer) -> None:
+    async with open_suite(sim, features=["orderbook"]) as suite:
+        for _ in range(3):
+            await sim.advance(30)
+            now_us = sim.sim.clock.now_us()
+            for symbol, ctx in suite.items():
+                expected = sim.sim.market.book_at(ctx.instrument_info.id, now_us)
+                price = sim.sim.market.price
+                top = (price(ctx.instrument_info.id, expected.bids.best), price(ctx.instrument_info.id,
+                                                                                expected.asks.best))
+                await until(lambda ctx=ctx, top=top: ctx.orderbook.get_best_bid_ask() == top, f"{symbol} top")
+                snapshot = ctx.orderbook.get_orderbook_snapshot(10)
+                bids = snapshot.filter(snapshot["side"] == "bid")
+                assert bids["size"].to_list() == [v for _, v in expected.bids.levels]
+
+
+async def test_events_never_leak_to_another_instrument(sim: SimServer) -> None:
+    async with open_suite(sim, features=["orderbook"]) as suite:
+        seen: dict[str, list[Event]] = {s: [] for s in suite}
+        for symbol, ctx in suite.items():
+            ctx.event_bus.on_any(seen[symbol].append)
+        suite_events: list[Event] = []
+        suite.event_bus.on_any(suite_events.append)
+        await sim.advance(3 * 60 + 2)
+        await until(lambda: all(any(e.type is EventType.NEW_BAR for e in events) for events in seen.values()),
+                    "a NEW_BAR on every instrument")
+        for symbol, events in seen.items():
+            kinds = {e.type for e in events}
+            assert {EventType.TICK, EventType.QUOTE_UPDATE, EventType.DEPTH_UPDATE, EventType.NEW_BAR,
+                    EventType.BAR_UPDATED} <= kinds
+            assert {e.source for e in events} == {symbol}
+            symbol_id = ".".join(CONTRACTS[symbol].split(".")[1:4])
+            for event in events:
+                if event.type is EventType.TICK:
+                    assert isinstance(event.data, MarketTrade) and event.data.symbol_id == symbol_id
+                elif event.type is EventType.QUOTE_UPDATE:
+                    assert event.data.symbol == symbol_id
+                elif event.type in (EventType.NEW_BAR, EventType.BAR_UPDATED):
+                    assert isinstance(event.data, BarEvent)
+        assert not [e for e in suite_events if e.type in (EventType.TICK, EventType.NEW_BAR)]
+        # every trade became exactly one TICK, on its own bus
+        for symbol, ctx in suite.items():
+            ticks = sum(1 for e in seen[symbol] if e.type is EventType.TICK)
+            assert ticks == ctx.data.stats.counters["trades"] > 0
+
+
+async def test_a_bogus_symbol_is_reported_and_the_others_start(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ", "NOPE", "ES"]) as suite:
+        assert list(suite) == ["MNQ", "ES"]
+        assert isinstance(suite.failures["NOPE"], InstrumentNotFoundError)
+        assert "NOPE" in repr(suite)
+        stats = await suite.get_stats()
+        assert stats["failures"].keys() == {"NOPE"} and stats["health"] < 100
+        await sim.advance(61)
+        await until(lambda: all(len(ctx.data.bars["1min"]) for ctx in suite.values()), "bars on the good ones")
+
+
+async def test_all_symbols_bogus_raises_and_leaves_nothing_running(sim: SimServer) -> None:
+    before = {t.get_name() for t in asyncio.all_tasks()}
+    with pytest.raises(InstrumentNotFoundError):
+        await TradingSuite.create(["NOPE"], config=ProjectXConfig.for_simulator(sim.base_url), link_settings=FAST)
+    leftover = {t.get_name() for t in asyncio.all_tasks() if not t.done()} - before
+    assert not [name for name in leftover if name.startswith("pxkit")]
+
+
+async def test_container_protocol_and_forwarding(sim: SimServer) -> None:
+    async with open_suite(sim, ["mnq"], timeframes=["1min"]) as suite:
+        assert len(suite) == 1 and "MNQ" in suite and "mnq" in suite and "ES" not in suite
+        assert list(suite.keys()) == ["MNQ"] and list(suite.values()) == [suite["MNQ"]]
+        assert dict(suite.items()) == {"MNQ": suite["MNQ"]}
+        with pytest.raises(KeyError, match="ES"):
+            suite["ES"]
+        with pytest.warns(DeprecationWarning, match=r"suite\['MNQ'\]\.data"):
+            assert suite.data is suite["MNQ"].data
+        with pytest.raises(AttributeError):
+            suite.no_such_thing  # noqa: B018
+        with pytest.raises(Exception, match=r"frozen|cannot assign"):
+            suite["MNQ"].data = None
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"]) as two:
+        with pytest.raises(AttributeError, match="exactly one instrument"):
+            two.data  # noqa: B018
+
+
+async def test_same_contract_twice_is_a_failure_not_a_second_context(sim: SimServer) -> None:
+    async with open_suite(sim, ["ES", "EP"], timeframes=["1min"]) as suite:
+        assert list(suite) == ["ES"] and isinstance(suite.failures["EP"], InputError)
+
+
+def test_bad_arguments_fail_before_anything_starts() -> None:
+    with pytest.raises(InputError):
+        TradingSuite.create([])
+    with pytest.raises(InputError, match="features"):
+        TradingSuite.create("MNQ", features=["nope"])
+    with pytest.raises(InputError, match="timeframe"):
+        TradingSuite.create("MNQ", timeframes=["7parsecs"])
+
+
+async def test_quiet_minute_closes_its_bar_on_time(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"]) as suite:
+        ctx = suite["MNQ"]
+        new_bars: list[BarEvent] = []
+        ctx.event_bus.on(EventType.NEW_BAR, lambda e: new_bars.append(e.data))
+        await sim.advance(30)
+        await until(lambda: ctx.data.bars.last_ts == last_trade_time(sim, ctx.instrument_info.id),
+                    "the last trade pushed")
+        forming = ctx.data.bars["1min"].forming
+        assert forming is not None
+        sim.sim.clock.set(sim.sim.clock.now_us() + 40_000_000)  # time passes, nothing is pushed
+        await until(lambda: any(b.bar.timestamp == forming.timestamp for b in new_bars), "the quiet bar to close")
+        assert ctx.data.bars["1min"].bars()[-1].timestamp == forming.timestamp
+
+
+async def test_stale_feed_is_detected_and_recovers(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"], stale_after=0.3) as suite:
+        ctx = suite["MNQ"]
+        stale = await ctx.event_bus.wait_for(EventType.STALE_FEED, timeout=5)
+        assert isinstance(stale.data, FeedStatus) and stale.data.stale and stale.data.silent_for >= 0.3
+        stats = await suite.get_stats()
+        assert stats["stale_feeds"] == ["MNQ"] and stats["health"] <= 50
+        assert any("stale" in reason for reason in stats["reasons"])
+        live = ctx.event_bus.wait_for(EventType.STALE_FEED, timeout=5)
+        await sim.advance(15)
+        assert not (await live).data.stale
+        assert (await suite.get_stats())["stale_feeds"] == []
+
+
+async def test_subscriptions_survive_a_dropped_connection(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"]) as suite:
+        reconnected = suite["ES"].event_bus.wait_for(EventType.RECONNECTED, timeout=10,
+                                                     predicate=lambda e: e.source == "market")
+        assert sim.drop_hub_connections() == 2
+        await reconnected
+        start = sim.sim.clock.now()
+        await sim.advance(3 * 60 + 2)
+        end = start + timedelta(minutes=3)
+        await until(lambda: closed_until(suite, "1min", end), "bars after the reconnect")
+        for ctx in suite.values():
+            truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start, end_time=end, unit="min")
+            built = ctx.data.bars["1min"].frame().filter(ctx.data.bars["1min"].frame()["timestamp"] >= start)
+            assert built.equals(truth)
+        assert (await suite.get_stats())["reconnects"] >= 1
+
+
+async def test_close_returns_when_the_gateway_has_gone_silent(sim: SimServer) -> None:
+    suite = await TradingSuite.create(["MNQ"], config=ProjectXConfig.for_simulator(sim.base_url),
+                                      timeframes=["1min"], link_settings=FAST)
+    sim.go_silent()
+    await asyncio.wait_for(suite.close(), 10)
+    assert all(task.done() for task in suite._tasks)
+    assert not suite.realtime.connected("market")
+
+
+async def test_async_with_create_closes_the_suite(sim: SimServer) -> None:
+    async with TradingSuite.create("MNQ", config=ProjectXConfig.for_simulator(sim.base_url),
+                                   timeframes=["1min"], link_settings=FAST) as suite:
+        assert "MNQ" in suite
+    assert suite._closed and all(task.done() for task in suite._tasks)
+
+
+async def test_no_credentials_start_the_embedded_simulator_and_say_so_once(monkeypatch, caplog) -> None:
+    for name in ("PROJECT_X_USERNAME", "PROJECT_X_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    caplog.set_level(logging.INFO, logger="pxkit")
+    async with TradingSuite.create(["MNQ", "ES"], timeframes=["1min"]) as suite:
+        assert suite.sim is not None and "simulator" in repr(suite)
+        assert suite.account.can_trade
+        await suite["MNQ"].event_bus.wait_for(EventType.TICK, timeout=10)
+    said = [r for r in caplog.records if "embedded simulator" in r.getMessage()]
+    assert len(said) == 1
