@@ -67,3 +67,20 @@ def test_ci_runs_the_readme_test_command():
     block = readme.split("<!-- test command -->", 1)[1].split("```bash\n", 1)[1].split("\n", 1)[0]
     assert block.endswith("pytest -q") and "pip install" in block
     assert "<!-- test command -->" in (root / ".ci" / "run").read_text()
+
+
+def test_demo_streams_trades_a_bracket_and_exits_cleanly():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROJECT_X_")}
+    done = subprocess.run([str(SCRIPT), "demo", "--seconds", "2"], capture_output=True, text=True, timeout=60,
+                          env={**env, "PROJECT_X_USERNAME": "someone", "PROJECT_X_API_KEY": "secret-key"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("suite up in") and "MNQ CON.F.US.MNQ.H26" in lines[0]
+    assert any(line.startswith("MNQ ") and " | ES " in line and " | MGC " in line for line in lines)
+    bracket = next(line for line in lines if line.startswith("MNQ bracket: bought 1 @ "))
+    assert "stop " in bracket and "target " in bracket
+    assert any(line.startswith("MNQ position 1 @ ") for line in lines)
+    assert any(line.startswith("MNQ closed: realised ") for line in lines)
+    assert any(line.split()[:1] == ["MGC"] and line.split()[3] == "1.00" for line in lines)  # the matrix diagonal
+    assert lines[-1].startswith("shut down cleanly")
+    assert "secret-key" not in done.stdout + done.stderr  # the demo never touches the real gateway's credentials

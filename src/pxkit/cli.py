@@ -40,15 +40,26 @@ async def _serve_sim(args: argparse.Namespace) -> None:
         await asyncio.Event().wait()
 
 
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="stream three instruments and trade a bracket on the embedded simulator")
+    demo.add_argument("--seconds", type=float, default=6.0, help="how long to stream before trading (default 6)")
+    demo.add_argument("--seed", type=int, default=1, help="market seed (default 1)")
+    demo.add_argument("--log-level", default="ERROR")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pxkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _demo_parser(sub)
     _sim_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING), stream=sys.stderr)
-    if args.command == "sim":
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve_sim(args))
+    if args.command == "demo":
+        from .demo import run
+
+        return asyncio.run(run(args.seconds, args.seed))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_sim(args))
     return 0
 
 
