@@ -70,6 +70,11 @@ class HubProbe:
         async with asyncio.timeout(timeout):
             return await future
 
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) until the connection has closed, from either end."""
+        async with asyncio.timeout(timeout):
+            await self.closed.wait()
+
     async def wait_for(self, predicate: Callable[[list[tuple[str, list[Any]]]], bool],
                        timeout: float = 10.0) -> list[tuple[str, list[Any]]]:
         """Wait (bounded) until the recorded events satisfy the predicate."""

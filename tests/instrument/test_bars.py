@@ -109,7 +109,7 @@ def test_daily_bars_start_at_18_new_york_across_the_dst_change() -> None:
     assert end - start == 23 * 3600 * 1_000_000
 
 
-def test_daily_bars_in_simulator_utc_mode() -> None:
+def test_daily_bars_can_follow_the_utc_calendar_day() -> None:
     series = BarSeries("1day", 10, 0.25, day_tz="UTC", day_start=time(0))
     series.on_trade(100.0, 1, utc("2026-03-08T23:59:59+00:00"))
     series.on_trade(101.0, 1, utc("2026-03-09T00:00:00+00:00"))

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
-from signalrcore.hub_connection_builder import HubConnectionBuilder
 
 from pxkit.sim.hub import Hub, HubConnection, HubMethodError
+from signalr_probe import HubError, HubProbe
 
 RS = "\x1e"
 CID = "CON.F.US.EP.U25"
@@ -25,19 +22,13 @@ TIMEOUT_TEXT = "Server timeout elapsed without receiving a message from the clie
 
 
 class Inbox:
-    """Collects items from any thread and wakes the test's event loop."""
+    """Collects items on the test's event loop and wakes whoever waits for them."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
         self.items: list[Any] = []
         self._changed = asyncio.Event()
 
-    def put(self, item: Any) -> None:
-        """Add from any thread."""
-        self.loop.call_soon_threadsafe(self.add, item)
-
     def add(self, item: Any) -> None:
-        """Add from the event loop's thread."""
         self.items.append(item)
         self._changed.set()
 
@@ -163,130 +154,85 @@ async def expect_http_error(session: aiohttp.ClientSession, url: str, status: in
     assert info.value.status == status
 
 
-# ---------------------------------------------------------------- signalrcore helpers
-
-
-class SignalrcoreClient:
-    """A real signalrcore connection driven from asyncio (blocking calls in threads)."""
-
-    def __init__(self, url: str, *, skip_negotiation: bool) -> None:
-        self.lifecycle = Inbox()
-        self.events = Inbox()
-        self.errors = Inbox()
-        options = {"skip_negotiation": skip_negotiation}
-        self.conn = HubConnectionBuilder().with_url(url, options=options).build()
-        self.conn.on_open(lambda: self.lifecycle.put("open"))
-        self.conn.on_close(lambda: self.lifecycle.put("close"))
-        self.conn.on_error(self.errors.put)
-        self.conn.on("GatewayQuote", self.events.put)
-
-    async def start(self) -> None:
-        assert await asyncio.to_thread(self.conn.start)
-        await self.lifecycle.wait_for(lambda items: "open" in items)
-
-    async def invoke(self, method: str, args: list[Any]) -> Any:
-        done = Inbox()
-        self.conn.invoke(method, args, on_invocation=done.put)
-        return (await done.wait_for(bool))[0].result
-
-    async def stop(self) -> None:
-        # stop() joins the receive thread, and closing a socket does not wake a recv() blocked on it
-        sock = self.conn.transport._client.sock
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        await asyncio.wait_for(asyncio.to_thread(self.conn.stop), 5.0)
-        sock.close()
+# ---------------------------------------------------------------- signalrcore end to end
 
 
 @pytest.fixture
-async def signalrcore_clients() -> AsyncIterator[list[SignalrcoreClient]]:
-    clients: list[SignalrcoreClient] = []
-    yield clients
-    for client in clients:
-        await client.stop()
+async def probes() -> AsyncIterator[list[HubProbe]]:
+    """Started signalrcore probes, stopped at teardown."""
+    started: list[HubProbe] = []
+    yield started
+    for probe in started:
+        await probe.stop()
 
 
-# ---------------------------------------------------------------- signalrcore end to end
+async def start_probe(probes: list[HubProbe], server: Server, targets: tuple[str, ...] = ("GatewayQuote",), *,
+                      skip_negotiation: bool) -> HubProbe:
+    probe = HubProbe(server.http_url, "good", targets, skip_negotiation=skip_negotiation)
+    probes.append(probe)
+    return await probe.start()
 
 
 @pytest.mark.parametrize("skip_negotiation", [False, True], ids=["negotiate", "skip-negotiation"])
 async def test_signalrcore_invokes_and_receives_events_in_order(
-        start_server: StartServer, signalrcore_clients: list[SignalrcoreClient],
-        skip_negotiation: bool) -> None:
+        start_server: StartServer, probes: list[HubProbe], skip_negotiation: bool) -> None:
     server = await start_server()
-    client = SignalrcoreClient(f"{server.http_url}?access_token=good", skip_negotiation=skip_negotiation)
-    signalrcore_clients.append(client)
-    await client.start()
+    probe = await start_probe(probes, server, skip_negotiation=skip_negotiation)
     await server.connected.wait_for(bool)
     assert [c.connection_id for c in server.hub.connections] == server.connected.items
 
-    assert await client.invoke("Echo", [{"a": [1, 2.5, None]}]) == {"a": [1, 2.5, None]}
-    assert await client.invoke("Subscribe", [300]) is None
-    events = await client.events.wait_for(lambda items: len(items) >= 300)
-    assert events == [[CID, quote(seq)] for seq in range(300)]
+    assert await probe.invoke("Echo", [{"a": [1, 2.5, None]}]) == {"a": [1, 2.5, None]}
+    assert await probe.invoke("Subscribe", [300]) is None
+    await probe.wait_for(lambda events: len(events) >= 300)
+    assert probe.of("GatewayQuote") == [[CID, quote(seq)] for seq in range(300)]
 
-    client.conn.invoke("Nope", [])
-    errors = await client.errors.wait_for(bool)
-    assert errors[0].error == "Unknown hub method 'Nope'"
+    with pytest.raises(HubError, match="Unknown hub method 'Nope'"):
+        await probe.invoke("Nope", [])
 
-    await client.stop()
-    signalrcore_clients.clear()
+    probes.clear()
+    await probe.stop()
     await server.disconnected.wait_for(bool)
     assert server.disconnected.items == server.connected.items
     assert server.hub.connections == []
 
 
 async def test_signalrcore_receives_a_burst_of_20000_events_complete_and_in_order(
-        start_server: StartServer, signalrcore_clients: list[SignalrcoreClient]) -> None:
+        start_server: StartServer, probes: list[HubProbe]) -> None:
     server = await start_server()
-    client = SignalrcoreClient(f"{server.http_url}?access_token=good", skip_negotiation=True)
-    signalrcore_clients.append(client)
-    total, seqs, done = 20_000, [], threading.Event()
-
-    def record(args: list[Any]) -> None:
-        seqs.append(args[1]["seq"])
-        if len(seqs) == total:
-            done.set()
-
-    client.conn.on("Tick", record)
-    await client.start()
+    probe = await start_probe(probes, server, ("Tick",), skip_negotiation=True)
     await server.connected.wait_for(bool)
     conn = server.hub.connections[0]
+    total = 20_000
     for seq in range(total):
         conn.send("Tick", [CID, {"seq": seq, "bestBid": 6400.0, "bestAsk": 6400.25, "volume": 1234}])
-    assert await asyncio.to_thread(done.wait, 20.0)
-    assert seqs == list(range(total))
+    await probe.wait_for(lambda events: len(events) >= total, timeout=20.0)
+    assert [args[1]["seq"] for args in probe.of("Tick")] == list(range(total))
 
 
 async def test_drop_all_closes_signalrcore_and_reports_each_disconnect_once(
-        start_server: StartServer, signalrcore_clients: list[SignalrcoreClient]) -> None:
+        start_server: StartServer, probes: list[HubProbe]) -> None:
     server = await start_server()
-    clients = [SignalrcoreClient(f"{server.http_url}?access_token=good", skip_negotiation=skip)
-               for skip in (False, True)]
-    for client in clients:
-        await client.start()
-    signalrcore_clients.extend(clients)
+    for skip in (False, True):
+        await start_probe(probes, server, skip_negotiation=skip)
     await server.connected.wait_for(lambda items: len(items) == 2)
 
     assert server.hub.drop_all() == 2
     assert server.hub.connections == []
-    for client in clients:
-        await client.lifecycle.wait_for(lambda items: "close" in items)
+    for probe in probes:
+        await probe.wait_closed()
     await server.disconnected.wait_for(lambda items: len(items) == 2)
     assert sorted(server.disconnected.items) == sorted(server.connected.items)
     assert server.hub.drop_all() == 0
 
 
 async def test_close_all_sends_close_message_to_signalrcore(
-        start_server: StartServer, signalrcore_clients: list[SignalrcoreClient]) -> None:
+        start_server: StartServer, probes: list[HubProbe]) -> None:
     server = await start_server()
-    client = SignalrcoreClient(f"{server.http_url}?access_token=good", skip_negotiation=True)
-    signalrcore_clients.append(client)
-    await client.start()
+    probe = await start_probe(probes, server, skip_negotiation=True)
     await server.connected.wait_for(bool)
     async with asyncio.timeout(3.0):
         await server.hub.close_all()
-    await client.lifecycle.wait_for(lambda items: "close" in items)
+    await probe.wait_closed()
     assert server.disconnected.items == server.connected.items
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,6 +23,7 @@ SEC, MIN = 1_000_000, 60_000_000
 HOUR, DAY = 60 * MIN, 1440 * MIN
 SECOND, MINUTE, HOUR_U, DAY_U, WEEK, MONTH = (BarUnit(u) for u in range(1, 7))
 Row = tuple[int, int, int, int, int, int]
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def utc(*args: int) -> int:
@@ -72,20 +74,31 @@ def every(width_us: int) -> Callable[[int], int]:
     return lambda t: t - t % width_us
 
 
+def trading_day_open(t: int, week: bool = False) -> int:
+    """The 18:00 New York that opened t's trading day (or, for a week, the Sunday one before it)."""
+    local = from_us(t).astimezone(NEW_YORK)
+    eve = local.date() - timedelta(days=local.hour < 18)
+    if week:
+        eve -= timedelta(days=(eve.weekday() + 1) % 7)
+    return to_us(datetime.combine(eve, time(18), NEW_YORK))
+
+
 def calendar(unit: BarUnit, n: int = 1) -> Callable[[int], int]:
-    """Bucket start of a time, computed with datetime arithmetic (hour: n-hour steps from midnight)."""
+    """Bucket start of a time by datetime arithmetic (hour: n-hour steps from UTC midnight; day, week: n=1)."""
     @cache
     def bucket(t: int) -> int:
+        if unit in (DAY_U, WEEK):
+            return trading_day_open(t, week=unit is WEEK)
         d = from_us(t).replace(minute=0, second=0, microsecond=0)
         if unit is HOUR_U:
             return to_us(d.replace(hour=d.hour - d.hour % n))
-        d = d.replace(hour=0)
-        if unit is WEEK:
-            d -= timedelta(days=d.weekday())
-        elif unit is MONTH:
-            d = d.replace(day=1)
-        return to_us(d)
+        return to_us(d.replace(day=1, hour=0))
     return lambda t: bucket(t - t % HOUR)
+
+
+def at_18_new_york(d: datetime, weekday: int | None = None) -> bool:
+    local = d.astimezone(NEW_YORK)
+    return local.time() == time(18) and weekday in (None, local.weekday())
 
 
 @pytest.mark.parametrize("contract", [MNQ, "CON.F.US.MCLE.H26", "CON.F.US.YM.H26"])
@@ -137,8 +150,8 @@ def test_second_bars_aggregate_to_the_minute_bars():
 @pytest.mark.parametrize(("unit", "n", "lo", "hi", "aligned"), [
     (HOUR_U, 1, utc(2026, 2, 26), utc(2026, 2, 28, 6), lambda d: (d.minute, d.second) == (0, 0)),
     (HOUR_U, 4, utc(2026, 2, 26), utc(2026, 2, 28), lambda d: (d.hour % 4, d.minute, d.second) == (0, 0, 0)),
-    (DAY_U, 1, utc(2026, 2, 1), utc(2026, 2, 20), lambda d: d.time() == datetime.min.time()),
-    (WEEK, 1, utc(2026, 1, 5), utc(2026, 3, 2), lambda d: (d.weekday(), d.hour, d.minute) == (0, 0, 0)),
+    (DAY_U, 1, utc(2026, 2, 1, 23), utc(2026, 2, 19, 23), at_18_new_york),
+    (WEEK, 1, utc(2026, 1, 4, 23), utc(2026, 3, 1, 23), lambda d: at_18_new_york(d, weekday=6)),
     (MONTH, 1, utc(2025, 11, 1), utc(2026, 3, 1), lambda d: (d.day, d.hour, d.minute) == (1, 0, 0)),
 ], ids=["hour", "4-hours", "day", "week", "month"])
 def test_calendar_buckets_are_aligned_and_aggregate_the_minute_bars(unit, n, lo, hi, aligned):
@@ -158,8 +171,9 @@ def test_calendar_buckets_are_aligned_and_aggregate_the_minute_bars(unit, n, lo,
 def test_bars_end_at_now_and_the_forming_bar_is_optional(unit, n, span):
     m, now = market(), NOW + 37 * SEC + 500_000
     contract = m.contract(MNQ)
-    width = {SECOND: SEC, MINUTE: MIN, HOUR_U: HOUR, DAY_U: DAY}[unit] * n
-    forming = now - now % width
+    width = {SECOND: SEC, MINUTE: MIN, HOUR_U: HOUR, DAY_U: DAY}[unit] * n  # no DST change in these days
+    bucket = calendar(DAY_U) if unit is DAY_U else every(width)
+    forming = bucket(now)
     with_partial = m.bars(MNQ, now - span, now + DAY, now, unit, n, include_partial=True)
     closed = m.bars(MNQ, now - span, now + DAY, now, unit, n, include_partial=False)
     assert with_partial[:-1] == closed and len(closed) >= 4
@@ -221,3 +235,34 @@ def test_a_window_ending_inside_a_bar_still_returns_the_whole_bar(unit, cut):
     p, lo = path(), NOW - 150 * MIN  # 12:00, aligned for both units
     whole = [r for r in rows(p.bars(lo, NOW, NOW, unit, 1)) if r[0] < lo + cut]
     assert rows(p.bars(lo, lo + cut, NOW, unit, 1)) == whole
+
+
+@pytest.mark.parametrize(("lo", "opens", "hours"), [
+    (utc(2026, 3, 5), [23, 23, 23, 22, 22, 22, 22], [24, 24, 23, 24, 24, 24, 24]),  # DST starts 2026-03-08
+    (utc(2026, 10, 29), [22, 22, 22, 23, 23, 23, 23], [24, 24, 25, 24, 24, 24, 24]),  # DST ends 2026-11-01
+], ids=["dst-start", "dst-end"])
+def test_daily_bars_follow_the_new_york_trading_day_across_dst(lo, opens, hours):
+    p, now = path(), lo + 10 * DAY
+    daily = rows(p.bars(lo, lo + 7 * DAY, now, DAY_U, 1))
+    starts = [r[0] for r in daily]
+    assert starts == [lo + i * DAY + h * HOUR for i, h in enumerate(opens)]  # UTC hour of 18:00 New York
+    assert all(at_18_new_york(from_us(t)) for t in starts)
+    ends = [t + h * HOUR for t, h in zip(starts, hours, strict=True)]
+    assert ends[:-1] == starts[1:]
+    for bar, end in zip(daily, ends, strict=True):  # a day is every minute from its 18:00 to the next one
+        minutes = rows(p.bars(bar[0], end, now, MINUTE, 1))
+        assert [r[0] for r in minutes] == list(range(bar[0], end, MIN))
+        assert [bar] == aggregate(minutes, lambda t, start=bar[0]: start)
+    bars = market().bars(MNQ, lo, lo + 7 * DAY, now, DAY_U, 1, include_partial=False)
+    assert [to_us(b.timestamp) for b in bars] == starts
+
+
+def test_weeks_are_seven_trading_days_from_sunday_18_00_new_york():
+    p, lo, now = path(), utc(2026, 2, 22, 23), utc(2026, 3, 30)
+    weekly = rows(p.bars(lo, utc(2026, 3, 22), now, WEEK, 1))
+    assert [r[0] for r in weekly] == [lo, utc(2026, 3, 1, 23), utc(2026, 3, 8, 22), utc(2026, 3, 15, 22)]
+    daily = rows(p.bars(lo, utc(2026, 3, 22, 22), now, DAY_U, 1))
+    assert len(daily) == 28 and weekly == aggregate(daily, calendar(WEEK))
+    pairs = (lo, utc(2026, 3, 8, 22))  # two-week buckets count from the path's first week, 2020-01-05
+    two = rows(p.bars(lo - 7 * DAY, utc(2026, 3, 22), now, WEEK, 2))
+    assert two == aggregate(weekly, lambda t: max(s for s in pairs if s <= t))

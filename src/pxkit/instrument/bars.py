@@ -68,8 +68,8 @@ class BarSeries:
     - Bars are stamped with their bucket start derived from the trade's own (exchange) timestamp; the wall
       clock is never read. Intraday buckets are multiples of their length since the Unix epoch (UTC), as
       the gateway and the simulator align them; `1day` buckets start at `day_start` in `day_tz`
-      (18:00 America/New_York by default, DST-correct; `day_tz="UTC", day_start=time(0)` matches the
-      simulator's daily bars).
+      (18:00 America/New_York by default, DST-correct, as the gateway and the simulator do; other zones
+      and starts, e.g. `day_tz="UTC", day_start=time(0)`, give calendar days).
     - A bucket without trades yields no bar (the gateway has none either); `close_due` closes the forming
       bar once its end has passed, so quiet periods close on time.
     - Late trades: a trade stamped inside the forming bucket is applied whatever its arrival order (close

@@ -11,7 +11,7 @@ from ..codec import format_ts, from_us, to_wire
 from ..enums import DomType
 from ..models import DepthEntry
 from .market import Book, Market
-from .pricepath import DAY_MINUTES, Ticks
+from .pricepath import Ticks, trading_day_bounds
 
 _QUOTE_FIELDS = ("lastPrice", "bestBid", "bestAsk", "change", "changePercent", "open", "high", "low", "volume")
 
@@ -23,6 +23,7 @@ class _Live:
     book: Book
     quote: dict[str, Any] = field(default_factory=dict)
     vap: dict[int, int] = field(default_factory=dict)  # session volume at each price (ticks)
+    session_end: int = 0  # end (us) of the trading day `vap` belongs to
 
 
 @dataclass(slots=True)
@@ -68,6 +69,7 @@ class MarketFeed:
         live = self._state(contract_id, t_us)
         live.book = self.market.book_at(contract_id, t_us)
         live.vap = self._session_volume_at_price(contract_id, t_us)
+        live.session_end = trading_day_bounds(t_us)[1]
         stamp = from_us(t_us)
         levels = self._levels(contract_id, stamp, live.book)
         reset = [to_wire(DepthEntry(stamp, DomType.RESET, 0.0, 0.0, 0))]
@@ -82,13 +84,9 @@ class MarketFeed:
         return out
 
     def _session_volume_at_price(self, contract_id: str, t_us: int) -> dict[int, int]:
-        """Each finished minute of the UTC day spreads its volume evenly over its range."""
-        path = self.market.path(contract_id)
-        minute = path.minute_index(t_us)
-        day, row = divmod(minute, DAY_MINUTES)
-        bars = path.minutes(day)
-        low, high, volume = bars.low[:row], bars.high[:row], bars.volume[:row]
-        if not row:
+        """Each finished minute of the trading day spreads its volume evenly over its range."""
+        _, _, high, low, _, volume = self.market.path(contract_id).session_minutes(t_us)
+        if not len(volume):
             return {}
         counts = high - low + 1
         starts = np.repeat(low, counts)
@@ -125,12 +123,23 @@ class MarketFeed:
         book = market.book(contract_id, prices[-1], sides[-1], last_us)
         depth_pushes: list[list[dict[str, Any]]] = []
         if depth:
-            depth_pushes = _chunks(self._depth_changes(contract_id, live, book, prices, sizes,
+            fresh = self._roll_session(live, ticks)
+            depth_pushes = _chunks(self._depth_changes(contract_id, live, book, prices[fresh:], sizes[fresh:],
                                                       format_ts(from_us(last_us))),
                                    self.max_batch)
         live.book = book
         quote = self._quote_changes(contract_id, live, last_us) if quotes else None
         return Pushes(trade_pushes, quote, depth_pushes)
+
+    @staticmethod
+    def _roll_session(live: _Live, ticks: Ticks) -> int:
+        """Restart the volume at price when the ticks reach a new trading day; returns its first tick's index."""
+        last_us = int(ticks.time[-1])
+        if last_us < live.session_end:
+            return 0
+        start, live.session_end = trading_day_bounds(last_us)
+        live.vap = {}
+        return int(np.searchsorted(ticks.time, start))
 
     def _depth_changes(self, contract_id: str, live: _Live, book: Book, prices: list[int], sizes: list[int],
                        ts: str) -> list[dict[str, Any]]:

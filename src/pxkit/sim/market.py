@@ -124,7 +124,7 @@ class Market:
         return self.book(contract_id, *self.last_trade(contract_id, t_us), t_us)
 
     def quote(self, contract_id: str, t_us: int) -> Quote:
-        """The full quote of a contract at t_us (session = the UTC day)."""
+        """The full quote of a contract at t_us (session = the trading day, from 18:00 New York)."""
         spec = self._contracts[contract_id][0]
         path = self.path(contract_id)
         last, side = path.last_tick_at(t_us)

@@ -2,7 +2,8 @@
 
 Every level is derived from the one above with its own seeded generator, so any past window can be
 rebuilt on demand and always agrees with what was streamed: the ticks of a minute hit exactly that
-minute's open, high, low, close and volume. Prices are integers in ticks.
+minute's open, high, low, close and volume. Prices are integers in ticks. The path is generated in UTC
+days; daily bars and the quote's session follow the CME trading day, which opens at 18:00 New York.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -22,13 +24,17 @@ EPOCH = datetime(2020, 1, 6, tzinfo=UTC)  # a Monday; the path starts here
 EPOCH_US = int(EPOCH.timestamp() * 1_000_000)
 MINUTE_US = 60_000_000
 DAY_MINUTES = 1440
+DAY_US = DAY_MINUTES * MINUTE_US
+NEW_YORK = ZoneInfo("America/New_York")
 _MAX_DAYS = 8192
-_UNIT_SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600, BarUnit.DAY: 86400, BarUnit.WEEK: 604800}
+_UNIT_SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600}
+_TRADING_DAYS = {BarUnit.DAY: 1, BarUnit.WEEK: 7}  # trading days per bucket of one unit
+_EPOCH_DAY = EPOCH_US // DAY_US  # the Monday trading day of EPOCH: multi-day and weekly buckets count from it
 
 
 @dataclass(frozen=True, slots=True)
 class MinuteBars:
-    """One UTC day of minute bars (1440 rows, prices in ticks)."""
+    """One UTC day of minute bars (1440 rows, prices in ticks), the unit the path is generated in."""
 
     open: np.ndarray
     high: np.ndarray
@@ -36,9 +42,6 @@ class MinuteBars:
     close: np.ndarray
     volume: np.ndarray
     count: np.ndarray  # trades in the minute
-    run_high: np.ndarray  # running high / low / volume of the day through each minute
-    run_low: np.ndarray
-    run_volume: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class PricePath:
         self.minutes = lru_cache(maxsize=256)(self._minutes)
         self.ticks_of_minute = lru_cache(maxsize=2048)(self._ticks_of_minute)
         self.tick_runs = lru_cache(maxsize=64)(self._tick_runs)
+        self.session_before = lru_cache(maxsize=256)(self._session_before)
 
     # ------------------------------------------------------------------ generation
 
@@ -105,8 +109,7 @@ class PricePath:
         wick_down = np.rint(np.abs(rng.normal(0.0, 0.6 * self._minute_sigma, DAY_MINUTES))).astype(np.int64)
         high = np.maximum(open_, close) + wick_up
         low = np.maximum(np.minimum(open_, close) - wick_down, 1)
-        return MinuteBars(open_, high, low, close, volume, count, np.maximum.accumulate(high),
-                          np.minimum.accumulate(low), np.cumsum(volume))
+        return MinuteBars(open_, high, low, close, volume, count)
 
     def _ticks_of_minute(self, minute: int) -> Ticks:
         day, row = divmod(minute, DAY_MINUTES)
@@ -170,14 +173,24 @@ class PricePath:
         prev = self.ticks_of_minute(minute - 1)
         return int(prev.price[-1]), int(prev.side[-1])
 
-    def session_stats(self, t_us: int) -> tuple[int, int, int, int]:
-        """(open, high, low, volume) of the UTC day up to and including t_us."""
-        minute = self.minute_index(t_us)
+    def session_minutes(self, t_us: int) -> tuple[np.ndarray, ...]:
+        """Start (us) and OHLCV of the trading day's minutes that finished before t_us's minute."""
+        start, _ = trading_day_bounds(t_us)
+        return self._minute_columns(max(self.minute_index(start), 0), self.minute_index(t_us))
+
+    def _session_before(self, minute: int) -> tuple[int, int, int, int]:
+        """(open, high, low, volume) of the trading day before `minute`; its first minute opens it if none."""
+        _, open_, high, low, _, volume = self.session_minutes(EPOCH_US + minute * MINUTE_US)
+        if len(open_):
+            return int(open_[0]), int(high.max()), int(low.min()), int(volume.sum())
         day, row = divmod(minute, DAY_MINUTES)
-        bars = self.minutes(day)
-        open_ = int(bars.open[0])
-        high, low, volume = (int(bars.run_high[row - 1]), int(bars.run_low[row - 1]),
-                             int(bars.run_volume[row - 1])) if row else (open_, open_, 0)
+        first = int(self.minutes(day).open[row])
+        return first, first, first, 0
+
+    def session_stats(self, t_us: int) -> tuple[int, int, int, int]:
+        """(open, high, low, volume) of the trading day (from 18:00 New York) up to and including t_us."""
+        minute = self.minute_index(t_us)
+        open_, high, low, volume = self.session_before(minute)
         ticks = self.ticks_of_minute(minute)
         i = int(np.searchsorted(ticks.time, t_us, "right")) - 1
         if i >= 0:
@@ -212,30 +225,68 @@ class PricePath:
             c[lasts], np.add.reduceat(v, firsts),
         )
 
-    def _minute_rows(self, start_us: int, until_us: int) -> tuple[np.ndarray, ...]:
-        """Minute bars from start_us's day up to until_us; the minute in progress is built from ticks."""
-        first_min = max(self.minute_index(start_us), 0)
-        last_min = self.minute_index(until_us)  # the minute containing `until`, possibly in progress
+    def _minute_columns(self, first: int, last: int) -> tuple[np.ndarray, ...]:
+        """Start (us) and OHLCV of the minutes first <= minute < last (minute indexes, first >= 0)."""
         cols: list[list[np.ndarray]] = [[] for _ in range(6)]
-        for day in range(first_min // DAY_MINUTES, last_min // DAY_MINUTES + 1):
+        for day in range(first // DAY_MINUTES, (last - 1) // DAY_MINUTES + 1):
             bars = self.minutes(day)
-            lo = max(first_min - day * DAY_MINUTES, 0)
-            hi = min(last_min - day * DAY_MINUTES, DAY_MINUTES)
+            lo = max(first - day * DAY_MINUTES, 0)
+            hi = min(last - day * DAY_MINUTES, DAY_MINUTES)
             minutes = np.arange(day * DAY_MINUTES + lo, day * DAY_MINUTES + hi)
             for col, arr in zip(cols, (EPOCH_US + minutes * MINUTE_US, bars.open[lo:hi], bars.high[lo:hi],
                                         bars.low[lo:hi], bars.close[lo:hi], bars.volume[lo:hi]), strict=True):
                 col.append(arr)
+        return tuple(np.concatenate(col) if col else np.empty(0, dtype=np.int64) for col in cols)
+
+    def _minute_rows(self, start_us: int, until_us: int) -> tuple[np.ndarray, ...]:
+        """Minute bars from start_us's minute up to until_us; the minute in progress is built from ticks."""
+        first_min = max(self.minute_index(start_us), 0)
+        last_min = self.minute_index(until_us)  # the minute containing `until`, possibly in progress
+        cols = self._minute_columns(first_min, last_min)
         partial = self.ticks_between(EPOCH_US + last_min * MINUTE_US - 1, until_us)
         if len(partial) and last_min >= first_min:
             row = (EPOCH_US + last_min * MINUTE_US, partial.price[0], partial.price.max(), partial.price.min(),
                    partial.price[-1], partial.size.sum())
-            for col, value in zip(cols, row, strict=True):
-                col.append(np.array([value], dtype=np.int64))
-        return tuple(np.concatenate(col) if col else np.empty(0, dtype=np.int64) for col in cols)
+            cols = tuple(np.append(col, value) for col, value in zip(cols, row, strict=True))
+        return cols
+
+
+@lru_cache(maxsize=16384)
+def _trading_day_open(day: int) -> int:
+    """Start (us) of a trading day: 18:00 New York on the evening before the date it is named by.
+
+    Days count from the Unix epoch; 18:00 New York is 22:00 UTC under daylight saving time, 23:00 UTC without.
+    """
+    eve = date(1970, 1, 1) + timedelta(days=day - 1)
+    return int(datetime.combine(eve, time(18), NEW_YORK).timestamp()) * 1_000_000
+
+
+def _bucket_opens(lo_us: int, hi_us: int, days: int) -> np.ndarray:
+    """Starts (us) of the buckets of `days` trading days from one at or before lo_us to one after hi_us.
+
+    Buckets count from EPOCH's trading day, so several days or weeks line up the same in every query.
+    """
+    first = lo_us // DAY_US
+    first -= (first - _EPOCH_DAY) % days
+    return np.fromiter(map(_trading_day_open, range(first, hi_us // DAY_US + 2 + days, days)), dtype=np.int64)
+
+
+def _bucket_around(t_us: int, days: int) -> tuple[int, int]:
+    """Start and end (us, exclusive) of the bucket of `days` trading days containing t_us."""
+    opens = _bucket_opens(t_us, t_us, days)
+    i = int(np.searchsorted(opens, t_us, "right"))
+    return int(opens[i - 1]), int(opens[i])
+
+
+def trading_day_bounds(t_us: int) -> tuple[int, int]:
+    """Start and end (us, exclusive) of the trading day containing t_us."""
+    return _bucket_around(t_us, 1)
 
 
 def bucket_end(t_us: int, unit: BarUnit, unit_number: int) -> int:
     """End (us, exclusive) of the aligned bucket containing t_us."""
+    if unit in _TRADING_DAYS:
+        return _bucket_around(t_us, _TRADING_DAYS[unit] * unit_number)[1]
     start = int(bucket_starts(np.array([t_us], dtype=np.int64), unit, unit_number)[0])
     if unit is BarUnit.MONTH:
         month = np.datetime64(start, "us").astype("datetime64[M]") + unit_number
@@ -244,11 +295,22 @@ def bucket_end(t_us: int, unit: BarUnit, unit_number: int) -> int:
 
 
 def bucket_starts(times_us: np.ndarray, unit: BarUnit, unit_number: int) -> np.ndarray:
-    """Start (us) of the aligned bucket each time falls in."""
+    """Start (us) of the aligned bucket each time falls in.
+
+    Seconds, minutes and hours are aligned to the Unix epoch in UTC. A day is the CME trading day: it opens
+    at 18:00 New York (DST-aware) and runs to the next 18:00, so it lasts 23, 24 or 25 hours. A week is seven
+    whole trading days opening on Sunday at 18:00 New York (the Monday trading day), so daily bars nest in
+    weekly ones; several days or weeks are counted from EPOCH's trading day. A month is a calendar month in
+    UTC, so it does not nest whole trading days.
+    """
+    if unit in _TRADING_DAYS:
+        if not len(times_us):
+            return times_us
+        opens = _bucket_opens(int(times_us.min()), int(times_us.max()), _TRADING_DAYS[unit] * unit_number)
+        return opens[np.searchsorted(opens, times_us, "right") - 1]
     if unit is BarUnit.MONTH:
         months = times_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
         months -= months % unit_number
         return months.astype("datetime64[M]").astype("datetime64[us]").astype(np.int64)
     width = _UNIT_SECONDS[unit] * unit_number * 1_000_000
-    origin = EPOCH_US if unit is BarUnit.WEEK else 0
-    return times_us - (times_us - origin) % width
+    return times_us - times_us % width
