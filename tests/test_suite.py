@@ -12,7 +12,7 @@ from pxkit import EventType, ProjectXConfig, TradingSuite
 from pxkit.errors import InputError, InstrumentNotFoundError
 from pxkit.events import Event
 from pxkit.instrument.data import BarEvent, FeedStatus
-from pxkit.models import MarketTrade
+from pxkit.models import Bar, MarketTrade
 from pxkit.sim import SimServer
 from suites import FAST, last_trade_time, open_suite
 from waiting import until
@@ -31,7 +31,8 @@ def closed_until(suite: TradingSuite, timeframe: str, end) -> bool:
 
 
 async def test_bars_built_live_equal_the_simulator_bars_on_three_instruments(sim: SimServer) -> None:
-    async with open_suite(sim, features=["orderbook"]) as suite:
+    timeframes = ["15sec", "1min", "5min", "1hr", "1day"]
+    async with open_suite(sim, features=["orderbook"], timeframes=timeframes) as suite:
         assert list(suite) == SYMBOLS and suite.failures == {}
         start = sim.sim.clock.now()
         await sim.advance(20 * 60 + 5)
@@ -50,6 +51,14 @@ async def test_bars_built_live_equal_the_simulator_bars_on_three_instruments(sim
                 assert built.equals(truth), (symbol, tf)
             # live bars are really live: the newest 20 minutes were built from trades, not fetched
             assert ctx.data.stats.counters["trades"] > 100
+            # hours and days build live too (the day from 18:00 New York): the forming bars equal the gateway's
+            await until(lambda ctx=ctx: ctx.data.bars.last_ts == last_trade_time(sim, ctx.instrument_info.id),
+                        f"{symbol}'s last trade")
+            now = sim.sim.clock.now()
+            for tf, unit in (("1hr", "hour"), ("1day", "day")):
+                truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=now - timedelta(days=2),
+                                                    end_time=now + timedelta(seconds=1), unit=unit, partial=True)
+                assert ctx.data.bars[tf].forming == Bar(*truth.row(-1)), (symbol, tf)
 
 
 async def test_book_top_equals_the_simulator_book(sim: SimServer) -> None:

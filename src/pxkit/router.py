@@ -115,6 +115,8 @@ class Router:
             if model.id == self.account.id:
                 self.account = model
                 self.suite_bus.emit_nowait(EventType.ACCOUNT_UPDATE, model, source="account")
+            else:
+                self.stats.count("other_account")
             return
         if not isinstance(model, Order | Position | Trade) or model.account_id != self.account.id:
             self.stats.count("other_account")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,8 +34,8 @@ class ComponentStats:
         ordered = sorted(self._latencies)
         if not ordered:
             return {}
-        last = len(ordered) - 1
-        return {f"p{p}": round(ordered[min(last, max(0, round(p / 100 * len(ordered)) - 1))], 3) for p in points}
+        n = len(ordered)  # nearest rank: the ceil(p% of n)-th smallest (round() took p50 of 5 down to the 2nd)
+        return {f"p{p}": round(ordered[min(n - 1, max(0, math.ceil(p * n / 100) - 1))], 3) for p in points}
 
     def snapshot(self) -> dict[str, Any]:
         return {"counters": dict(self.counters), "errors": dict(self.errors),

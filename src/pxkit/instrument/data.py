@@ -68,23 +68,33 @@ class RealtimeDataManager:
         self.quote: Quote | None = None
         self.stale = False
         self.last_event = time.monotonic()  # monotonic time of the last market event of this contract
-        self._pending: list[list[MarketTrade]] | None = []  # batches held until history is loaded
+        # pushes held until history is loaded: trade batches, and quote prices as (price, exchange time)
+        self._pending: list[list[MarketTrade] | tuple[float, datetime]] | None = []
 
     # ------------------------------------------------------------------ start-up
 
-    async def initialize(self, initial_days: float = 1.0, *, now: datetime | None = None) -> dict[str, int]:
-        """Load history for every timeframe (closed bars plus the one forming), then apply the trades that
-        arrived meanwhile. Returns the number of bars loaded per timeframe."""
-        now = now or self.client.gateway_now()
+    async def initialize(self, initial_days: float = 1.0, *, clock: Callable[[], datetime] | None = None
+                         ) -> dict[str, int]:
+        """Load history for every timeframe (closed bars plus the one forming), then replay what the feed pushed
+        meanwhile, in order. Returns the number of bars loaded per timeframe.
+
+        Buffered trades stamped before the history was read are already in its forming bar and are skipped;
+        the ones after it continue the bars (a trade in flight at that very moment may be counted twice or not
+        at all: the gateway gives no sequence number to tell).
+        """
+        clock = clock or self.client.gateway_now
+        now = clock()
         loaded = await asyncio.gather(*(self._preload(tf, initial_days, now) for tf in self.timeframes))
-        pending, self._pending = self._pending or [], None
-        quote, finest = self.quote, self.bars[self.timeframes[0]].bars(1, include_forming=True)
-        if quote is not None and quote.last_price is not None:
-            self.bars.on_quote(quote.last_price, quote.timestamp or quote.last_updated or now)
-        elif finest:
+        read_at = to_us(clock())
+        finest = self.bars[self.timeframes[0]].bars(1, include_forming=True)
+        if finest:
             self.bars.on_quote(finest[-1].close, finest[-1].timestamp)
-        for batch in pending:
-            self.apply_trades(batch)
+        pending, self._pending = self._pending or [], None
+        for item in pending:
+            if isinstance(item, tuple):
+                self.bars.on_quote(*item)
+            else:
+                self.apply_trades([t for t in item if to_us(t.timestamp) > read_at])
         return dict(zip([tf.name for tf in self.timeframes], loaded, strict=True))
 
     async def _preload(self, tf: Timeframe, initial_days: float, now: datetime) -> int:
@@ -133,15 +143,19 @@ class RealtimeDataManager:
             self.stats.latency((time.time() - received) * 1000)
 
     def apply_quote(self, quote: Quote, received: float | None = None) -> None:
-        """Merge a (possibly partial) quote into the last one; its last price moves the current price."""
+        """Merge a (possibly partial) quote into the last one; a last price it carries moves the current price."""
         self.touch()
+        pushed = quote
         if self.quote is not None:
             changed = {f.name: v for f in dataclasses.fields(Quote) if (v := getattr(quote, f.name)) is not None}
             quote = dataclasses.replace(self.quote, **changed)
         self.quote = quote
         stamp = quote.timestamp or quote.last_updated
-        if quote.last_price is not None and stamp is not None and self._pending is None:
-            self.bars.on_quote(quote.last_price, stamp)
+        if pushed.last_price is not None and stamp is not None:  # a merged-in older price must not come back
+            if self._pending is not None:
+                self._pending.append((pushed.last_price, stamp))
+            else:
+                self.bars.on_quote(pushed.last_price, stamp)
         self.stats.count("quotes")
         if self.bus.wants(EventType.QUOTE_UPDATE):
             self.bus.emit_nowait(EventType.QUOTE_UPDATE, quote, source=self.symbol, timestamp=stamp)
