@@ -6,7 +6,17 @@ import asyncio
 import logging
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Generator, ItemsView, Iterator, KeysView, Sequence, ValuesView
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Generator,
+    ItemsView,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +37,8 @@ from .instrument.positions import PositionManager
 from .instrument.sessions import always_open, globex_open
 from .models import Account, Contract
 from .portfolio import Portfolio
+from .risk.manager import RiskManager
+from .risk.rules import RiskConfig
 from .router import Router, cancel
 from .sim import SimConfig, SimServer
 from .sim.clock import DEFAULT_START
@@ -48,6 +60,7 @@ class SuiteOptions:
     initial_days: float = 1.0
     max_bars: int = 2000
     stale_after: float = 30.0  # seconds of silence, during the session, before a feed counts as stale
+    risk: RiskConfig | None = None
     bar_close_grace: float = 1.0  # seconds a bar stays open after its end, for trades still in flight
     timer_interval: float = 0.25
 
@@ -71,6 +84,7 @@ class TradingSuite:
         self.contexts: dict[str, InstrumentContext] = {}
         self.failures: dict[str, PxError] = {}
         self.portfolio = Portfolio(self.contexts)
+        self.risk: RiskManager | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._closed = False
 
@@ -80,13 +94,13 @@ class TradingSuite:
     def create(cls, instruments: str | Sequence[str], *, timeframes: Sequence[str] = ("1min", "5min"),
                features: Sequence[str] = (), config: ProjectXConfig | None = None, initial_days: float = 1.0,
                max_bars: int = 2000, stale_after: float = 30.0, clock: Callable[[], datetime] | None = None,
-               link_settings: LinkSettings | None = None, simulated: bool | None = None, seed: int = 1
-               ) -> SuiteStarter:
+               link_settings: LinkSettings | None = None, risk: RiskConfig | Mapping[str, Any] | None = None,
+               simulated: bool | None = None, seed: int = 1) -> SuiteStarter:
         """Start a suite: await it, or use it as `async with`. Instruments that fail are in `suite.failures`.
 
         Without `config`, credentials come from the environment; with none there (or `simulated=True`) the
         embedded simulator (market `seed`) is started and the suite runs on it; `simulated=False` insists on
-        the real gateway (a ConfigError without credentials).
+        the real gateway (a ConfigError without credentials). `risk` configures the `risk_manager` feature.
         """
         symbols = [instruments] if isinstance(instruments, str) else list(instruments)
         if not symbols or not all(isinstance(s, str) and s.strip() for s in symbols):
@@ -96,7 +110,10 @@ class TradingSuite:
             raise InputError(f"unknown features {unknown}; available: {list(FEATURES)}")
         for tf in timeframes:
             Timeframe.parse(tf)
-        options = SuiteOptions(tuple(timeframes), tuple(features), initial_days, max_bars, stale_after)
+        if risk is not None and "risk_manager" not in features:
+            raise InputError("risk= configures the risk_manager feature: add it to features")
+        risk_config = risk if isinstance(risk, RiskConfig) else RiskConfig.from_dict(risk or {})
+        options = SuiteOptions(tuple(timeframes), tuple(features), initial_days, max_bars, stale_after, risk_config)
         if simulated and config is not None:
             raise InputError("give either config= or simulated=True, not both")
         return SuiteStarter(cls._start([s.strip().upper() for s in symbols], options, config, clock,
@@ -143,6 +160,8 @@ class TradingSuite:
         self._tasks.append(asyncio.create_task(self.router.run(stream), name="pxkit-router"))
         await self.realtime.connect()
         await self.realtime.subscribe_user(self.router.account.id)
+        if "risk_manager" in self.options.features and self.options.risk is not None:
+            self.risk = RiskManager(self.options.risk, self.client, self.router.account.id, clock=self.clock)
         symbols = list(dict.fromkeys(symbols))
         found = await asyncio.gather(*(self.client.get_instrument(s) for s in symbols), return_exceptions=True)
         wanted: dict[str, Contract] = {}
@@ -162,6 +181,8 @@ class TradingSuite:
                 self._failed(symbol, context)
         if not self.contexts:
             raise next(iter(self.failures.values()))
+        if self.risk is not None:
+            await self.risk.start(self.contexts, self.event_bus)
         self._tasks.append(asyncio.create_task(self._run_timers(), name="pxkit-timers"))
 
     def _failed(self, symbol: str, error: BaseException) -> None:
@@ -179,15 +200,15 @@ class TradingSuite:
                                    session=always_open if self.sim is not None else globex_open)
         context = InstrumentContext(
             symbol, contract, data,
-            OrderManager(self.client, contract, bus, account_id=account_id, symbol=symbol),
+            OrderManager(self.client, contract, bus, account_id=account_id, symbol=symbol, gate=self.risk),
             PositionManager(self.client, contract, bus, account_id=account_id, symbol=symbol,
                             last_price=lambda: data.last_price),
-            bus, OrderBook(contract) if "orderbook" in options.features else None,
+            bus, OrderBook(contract) if "orderbook" in options.features else None, self.risk,
         )
         self.router.add(context)
         try:
             await self.realtime.subscribe_market(contract.id, depth=context.orderbook is not None)
-            await data.initialize(options.initial_days, now=self.clock())
+            await data.initialize(options.initial_days, clock=self.clock)
         except BaseException:
             self.router.remove(context)
             await self._unsubscribe(contract.id)
@@ -225,6 +246,8 @@ class TradingSuite:
         for context in self.contexts.values():
             context.data.close_due(closing)
             context.data.check_stale(now, mono)
+        if self.risk is not None:
+            self.risk.evaluate()  # unrealised P&L moves with prices, not only with fills
 
     # ------------------------------------------------------------------ container protocol
 
@@ -307,8 +330,8 @@ class TradingSuite:
         self._closed = True
         for task in self._tasks:
             await cancel(task)
-        steps: list[tuple[str, Awaitable[Any]]] = [(f"orders {c.symbol}", c.orders.aclose())
-                                                   for c in self.contexts.values()]
+        steps: list[tuple[str, Awaitable[Any]]] = [("risk", self.risk.aclose())] if self.risk is not None else []
+        steps += [(f"orders {c.symbol}", c.orders.aclose()) for c in self.contexts.values()]
         steps += [("hubs", self.realtime.disconnect()), ("http", self.client.close())]
         steps += [(f"events {c.symbol}", c.event_bus.aclose()) for c in self.contexts.values()]
         steps.append(("suite events", self.event_bus.aclose()))

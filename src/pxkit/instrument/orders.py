@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from ..client.http import ProjectX
-from ..client.orders import build_order_request, is_positive_number, order_side
+from ..client.orders import PlacedOrder, build_order_request, is_positive_number, order_side
 from ..enums import OrderSide, OrderStatus, OrderType, UserAction
 from ..errors import (
     InputError,
@@ -21,7 +21,7 @@ from ..errors import (
     UnprotectedPositionError,
 )
 from ..events import EventBus, EventType
-from ..models import Contract, Order
+from ..models import Contract, Order, PlaceOrderRequest
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ def _unprotected_error(entry: Order, missing: list[str], flatten_error: PxError 
     return UnprotectedPositionError(f"bracket entry {entry.id} filled {entry.fill_volume} but its "
                                     f"{' and '.join(missing)} never appeared; {outcome}",
                                     entry=entry, missing=missing, flatten_error=flatten_error)
+
+
+class OrderGate(Protocol):
+    """What every new order passes before the wire (the risk manager): `admit` may refuse it by raising."""
+
+    async def admit(self, request: PlaceOrderRequest) -> None: ...
+
+    def settled(self, request: PlaceOrderRequest, order_id: int | None, error: BaseException | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +155,9 @@ class OrderManager:
     """
 
     def __init__(self, client: ProjectX, contract: Contract, bus: EventBus, *, account_id: int, symbol: str,
-                 leg_timeout: float = 5.0) -> None:
+                 leg_timeout: float = 5.0, gate: OrderGate | None = None) -> None:
         self.client = client
+        self.gate = gate
         self.contract = contract
         self.bus = bus
         self.account_id = account_id
@@ -230,9 +239,13 @@ class OrderManager:
         """A live view of any order of this contract, seen yet or not."""
         return OrderHandle(self, order_id)
 
-    async def get_open_orders(self) -> list[Order]:
+    def working(self) -> list[Order]:
         """Working orders, oldest first, as the hub last reported them."""
         return [o for o in self._orders.values() if o.status.is_working]
+
+    async def get_open_orders(self) -> list[Order]:
+        """Working orders, oldest first, as the hub last reported them."""
+        return self.working()
 
     async def get_order(self, order_id: int) -> Order | None:
         return self._orders.get(order_id)
@@ -244,10 +257,26 @@ class OrderManager:
                           trail_price: float | None = None, custom_tag: str | None = None) -> OrderHandle:
         """Place any order type; InputError before the wire for a bad side, size or off-grid price."""
         prices = {"limit_price": limit_price, "stop_price": stop_price, "trail_price": trail_price}
-        build_order_request(self.contract, self.account_id, side, size, order_type, custom_tag=custom_tag, **prices)
-        placed = await self.client.place_order(self.contract.id, side, size, order_type=order_type,
-                                               custom_tag=custom_tag, account_id=self.account_id, **prices)
+        request = build_order_request(self.contract, self.account_id, side, size, order_type, custom_tag=custom_tag,
+                                      **prices)
+        placed = await self._send(request, prices)
         return OrderHandle(self, placed.order_id)
+
+    async def _send(self, request: PlaceOrderRequest, fields: dict[str, Any]) -> PlacedOrder:
+        """Through the gate (if any), then to the gateway under the request's customTag."""
+        if self.gate is not None:
+            await self.gate.admit(request)
+        try:
+            placed = await self.client.place_order(self.contract.id, request.side, request.size,
+                                                   order_type=request.type, custom_tag=request.custom_tag,
+                                                   account_id=self.account_id, **fields)
+        except BaseException as exc:
+            if self.gate is not None:
+                self.gate.settled(request, None, exc)
+            raise
+        if self.gate is not None:
+            self.gate.settled(request, placed.order_id, None)
+        return placed
 
     async def place_market_order(self, side: OrderSide | str, size: int) -> OrderHandle:
         return await self.place_order(side, size, OrderType.MARKET)
@@ -292,9 +321,8 @@ class OrderManager:
             raise InputError("a bracket needs a stop or a target (an offset in ticks or a price)")
         fields = {"stop_loss_ticks": stop, "take_profit_ticks": target,
                   **({price_field: entry_price} if price_field else {})}
-        build_order_request(self.contract, self.account_id, side, size, order_type, **fields)
-        placed = await self.client.place_order(self.contract.id, side, size, order_type=order_type,
-                                               account_id=self.account_id, **fields)
+        request = build_order_request(self.contract, self.account_id, side, size, order_type, **fields)
+        placed = await self._send(request, fields)
         ticks = {name: t for name, t in (("stop", stop), ("target", target)) if t is not None}
         bracket = BracketHandle(self, placed.order_id, ticks)
         self._brackets.append(bracket)

@@ -1,0 +1,171 @@
+"""The risk manager live on the simulated gateway: refusals before the wire, enforcement after fills, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import ACCOUNT
+from pxkit import EventType, OrderSide, RiskViolationError
+from pxkit.client.orders import build_order_request
+from pxkit.codec import to_us
+from pxkit.instrument.sessions import trading_day
+from pxkit.risk.manager import RiskBreach
+from pxkit.risk.rules import Rule, trading_day_bounds
+from pxkit.risk.store import IntentState, RiskStore
+from pxkit.sim import SimServer
+from suites import open_suite
+from waiting import until
+
+MNQ_ID = "CON.F.US.MNQ.H26"
+
+
+def order_places(sim: SimServer) -> int:
+    return sum(1 for r in sim.requests if r.path.endswith("/Order/place"))
+
+
+async def test_orders_breaking_a_limit_are_refused_before_the_wire(sim: SimServer, tmp_path: Path) -> None:
+    risk = {"max_position_size": 2, "max_open_orders": 1, "db_path": tmp_path / "risk.sqlite3"}
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"], features=["risk_manager"], risk=risk) as suite:
+        mnq = suite["MNQ"]
+        assert mnq.risk_manager is suite.risk
+        sent = order_places(sim)
+        low = mnq.instrument_info.round_price(mnq.data.last_price - 20)
+        resting = await mnq.orders.place_limit_order(OrderSide.BUY, 1, low)
+        await until(lambda: resting.order is not None, "the resting order")
+        with pytest.raises(RiskViolationError) as too_many:
+            await mnq.orders.place_limit_order(OrderSide.BUY, 1, low - 1)
+        assert (too_many.value.rule, too_many.value.limit, too_many.value.value) == (Rule.OPEN_ORDERS, 1, 2)
+        await mnq.orders.cancel_order(resting)
+        await resting.wait_done(timeout=10)
+        with pytest.raises(RiskViolationError) as too_big:
+            await mnq.orders.place_market_order(OrderSide.BUY, 3)
+        assert (too_big.value.rule, too_big.value.limit, too_big.value.value) == (Rule.POSITION_SIZE, 2, 3)
+        assert order_places(sim) == sent + 1
+        await (await mnq.orders.place_market_order(OrderSide.BUY, 2)).wait_filled(timeout=10)
+        await until(lambda: mnq.positions.size == 2, "the position")
+        with pytest.raises(RiskViolationError, match="position"):
+            await mnq.orders.place_market_order(OrderSide.BUY, 1)
+        high = mnq.instrument_info.round_price(mnq.data.last_price + 20)
+        target = await mnq.orders.place_limit_order(OrderSide.SELL, 1, high)  # reduces: always allowed
+        exit_too = await mnq.orders.place_limit_order(OrderSide.SELL, 1, high + 1)  # past the order limit, reduces
+        assert order_places(sim) == sent + 4
+        store = suite.risk.store
+        await until(lambda: target.order is not None and exit_too.order is not None, "the exits")
+        assert store.intent(target.order.custom_tag).state is IntentState.ACKNOWLEDGED
+        assert store.intent(resting.order.custom_tag).order_id == resting.id
+
+
+async def test_a_fill_past_the_daily_loss_is_enforced_within_a_second(sim: SimServer, tmp_path: Path) -> None:
+    risk = {"max_daily_loss": 5.0, "db_path": tmp_path / "risk.sqlite3"}
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"], features=["risk_manager"], risk=risk) as suite:
+        mnq, es = suite["MNQ"], suite["ES"]
+        far = es.instrument_info.round_price(es.data.last_price - 50)
+        resting = await es.orders.place_limit_order(OrderSide.BUY, 1, far)
+        await until(lambda: resting.order is not None, "the resting ES order")
+        marks: dict[str, float] = {}
+        mnq.event_bus.on(EventType.ORDER_FILLED, lambda e: marks.setdefault("fill", time.monotonic()))
+        breached = suite.event_bus.wait_for(EventType.RISK_BREACH, timeout=10)
+        mnq.event_bus.on(EventType.RISK_BREACH, lambda e: marks.setdefault("breach", time.monotonic()))
+        await mnq.orders.place_market_order(OrderSide.BUY, 20)  # the fees alone (20 x 0.37) pass 5 USD
+        breach: RiskBreach = (await breached).data
+        assert marks["breach"] - marks["fill"] < 1.0
+        assert breach.verified and breach.violations[0].rule == Rule.DAILY_LOSS
+        assert breach.lockout_until == trading_day_bounds(trading_day(sim.sim.clock.now()))[1]
+        assert await suite.client.search_open_positions() == []
+        assert await suite.client.search_open_orders() == []
+        store = suite.risk.store
+        assert store.active_lockout(ACCOUNT, sim.sim.clock.now()).rule == Rule.DAILY_LOSS
+        log = store.enforcement_log(ACCOUNT)
+        assert log[0].rule == Rule.DAILY_LOSS and log[0].outcome == "verified"
+        realised, fees = suite.risk.daily_realized()
+        day = store.daily_pnl(ACCOUNT, trading_day(sim.sim.clock.now()))
+        assert (day.realised, day.fees) == (realised, fees) and realised - fees < -5
+        with pytest.raises(RiskViolationError) as locked:
+            await es.orders.place_market_order(OrderSide.BUY, 1)
+        assert locked.value.rule == Rule.LOCKOUT
+        await sim.advance(5)
+        assert len(store.enforcement_log(ACCOUNT)) == len(log)  # flat and locked: nothing more to enforce
+
+
+KILLED_RUN = textwrap.dedent("""
+    import asyncio, sys
+    from pxkit import EventType, OrderSide, ProjectXConfig, TradingSuite
+
+    async def main():
+        suite = await TradingSuite.create(["MNQ"], timeframes=["1min"], features=["risk_manager"],
+                                          config=ProjectXConfig.for_simulator(sys.argv[1]),
+                                          risk={"max_daily_loss": 5.0, "db_path": sys.argv[2]})
+        breached = suite.event_bus.wait_for(EventType.RISK_BREACH, timeout=20)
+        await suite["MNQ"].orders.place_market_order(OrderSide.BUY, 20)
+        await breached
+        print("locked", flush=True)
+        await asyncio.Event().wait()  # killed here, never closed
+
+    asyncio.run(main())
+""")
+
+
+async def test_a_lockout_and_the_daily_pnl_survive_a_killed_process(sim: SimServer, tmp_path: Path) -> None:
+    db = tmp_path / "risk.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, sim.base_url, str(db)], stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = await asyncio_readline(child)
+        assert line.strip() == "locked"
+    finally:
+        child.kill()
+        child.wait(10)
+    now = sim.sim.clock.now()
+    with RiskStore(db) as store:
+        lockout = store.active_lockout(ACCOUNT, now)
+        stored = store.daily_pnl(ACCOUNT, trading_day(now))
+    assert lockout is not None and stored is not None and stored.net < -5
+    risk = {"max_daily_loss": 5.0, "db_path": db}
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"], features=["risk_manager"], risk=risk) as suite:
+        assert suite.risk.daily_realized() == (stored.realised, stored.fees)
+        with pytest.raises(RiskViolationError) as locked:
+            await suite["MNQ"].orders.place_market_order(OrderSide.BUY, 1)
+        assert locked.value.rule in (Rule.LOCKOUT, Rule.DAILY_LOSS)
+        assert suite.risk.lockout() == lockout.until
+        sim.sim.clock.set(to_us(lockout.until + timedelta(minutes=1)))  # the next trading day
+        placed = await suite["MNQ"].orders.place_market_order(OrderSide.BUY, 1)
+        await placed.wait_filled(timeout=10)
+        assert suite.risk.lockout() is None
+
+
+async def test_an_intent_sent_before_a_crash_is_found_by_its_tag_not_placed_again(sim: SimServer,
+                                                                                  tmp_path: Path) -> None:
+    db = tmp_path / "risk.sqlite3"
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"], features=["risk_manager"],
+                          risk={"db_path": db}) as suite:
+        mnq = suite["MNQ"]
+        request_tag = "intent-before-crash"
+        request = build_order_request(mnq.instrument_info, ACCOUNT, OrderSide.BUY, 1, 2, custom_tag=request_tag)
+        suite.risk.store.journal_intent(request, at=sim.sim.clock.now())
+        suite.risk.store.mark_sent(request_tag, at=sim.sim.clock.now())
+        await suite.client.place_order(MNQ_ID, OrderSide.BUY, 1, custom_tag=request_tag)  # acknowledged: never
+    with RiskStore(db) as store:
+        assert store.intent(request_tag).state is IntentState.SENT
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"], features=["risk_manager"],
+                          risk={"db_path": db}) as suite:
+        record = suite.risk.store.intent(request_tag)
+        assert record.state is IntentState.ACKNOWLEDGED
+        orders = [o for o in await suite.client.search_orders() if o.custom_tag == request_tag]
+        assert [o.id for o in orders] == [record.order_id]
+        with pytest.raises(Exception, match="tag"):
+            await suite["MNQ"].orders.place_order(OrderSide.BUY, 1, custom_tag=request_tag)
+        assert [o for o in await suite.client.search_orders() if o.custom_tag == request_tag] == orders
+
+
+async def asyncio_readline(process: subprocess.Popen) -> str:
+    """Read one line of a child's stdout without blocking the loop (the simulator runs on it)."""
+    return await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
