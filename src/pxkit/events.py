@@ -185,14 +185,16 @@ class EventBus:
             entries.remove(entry)
 
     def _make(self, event_type: EventType | str, data: Any, source: str | None, timestamp: datetime | None) -> Event:
-        kind = EventType(event_type)  # validate before taking a sequence number
+        kind = event_type if type(event_type) is EventType else EventType(event_type)  # validated before the seq
         self._seq += 1
         self.emitted[kind] += 1
         return Event(kind, data, source, timestamp, self._seq)
 
     def _due(self, event_type: EventType) -> Iterator[_Entry]:
         """Handlers from a snapshot, skipping any removed while earlier ones ran; `once` ones dropped first."""
-        for entry in list(heapq.merge(self._handlers.get(event_type, []), self._handlers.get(None, []))):
+        typed, wild = self._handlers.get(event_type), self._handlers.get(None)
+        snapshot = list(heapq.merge(typed, wild)) if typed and wild else list(typed or wild or ())
+        for entry in snapshot:
             if entry.active:
                 if entry.once:
                     self._drop(entry)
@@ -204,7 +206,7 @@ class EventBus:
         except Exception:
             self._failed(callback, event)
             return
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             task = asyncio.get_running_loop().create_task(self._guard(result, callback, event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
