@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ACCOUNT
-from pxkit import EventType, OrderSide, RiskViolationError
+from pxkit import EventType, OrderSide, RiskStateError, RiskViolationError
 from pxkit.client.orders import build_order_request
 from pxkit.codec import to_us
 from pxkit.instrument.sessions import trading_day
@@ -169,3 +169,14 @@ async def test_an_intent_sent_before_a_crash_is_found_by_its_tag_not_placed_agai
 async def asyncio_readline(process: subprocess.Popen) -> str:
     """Read one line of a child's stdout without blocking the loop (the simulator runs on it)."""
     return await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+
+
+async def test_a_corrupt_risk_database_stops_the_suite_with_a_clear_error(sim: SimServer, tmp_path: Path) -> None:
+    db = tmp_path / "risk.sqlite3"
+    db.write_bytes(b"not a database, and certainly not one with a lockout" * 100)
+    before = db.read_bytes()
+    with pytest.raises(RiskStateError, match=r"risk\.sqlite3"):
+        async with open_suite(sim, ["MNQ"], timeframes=["1min"], features=["risk_manager"], risk={"db_path": db}):
+            pass
+    assert db.read_bytes() == before  # never replaced by a fresh, empty store
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("pxkit") and not t.done()]
