@@ -101,6 +101,11 @@ async def test_events_never_leak_to_another_instrument(sim: SimServer) -> None:
                 elif event.type in (EventType.NEW_BAR, EventType.BAR_UPDATED):
                     assert isinstance(event.data, BarEvent)
         assert not [e for e in suite_events if e.type in (EventType.TICK, EventType.NEW_BAR)]
+        stats = await suite.get_stats()
+        for symbol, events in seen.items():
+            counted = stats["instruments"][symbol]["events"]
+            assert counted[EventType.TICK] == sum(1 for e in events if e.type is EventType.TICK)
+        assert stats["health"] == 100 and stats["components"]["router"]["counters"]["GatewayTrade"] > 0
         # every trade became exactly one TICK, on its own bus
         for symbol, ctx in suite.items():
             ticks = sum(1 for e in seen[symbol] if e.type is EventType.TICK)
@@ -230,3 +235,18 @@ async def test_no_credentials_start_the_embedded_simulator_and_say_so_once(monke
         await suite["MNQ"].event_bus.wait_for(EventType.TICK, timeout=10)
     said = [r for r in caplog.records if "embedded simulator" in r.getMessage()]
     assert len(said) == 1
+
+
+async def test_a_failing_handler_is_counted_and_never_stops_the_router(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"]) as suite:
+        def broken(event: Event) -> None:
+            raise RuntimeError("a user's bug")
+
+        suite["MNQ"].event_bus.on(EventType.TICK, broken)
+        await sim.advance(62)
+        await until(lambda: all(len(ctx.data.bars["1min"]) for ctx in suite.values()), "bars on both")
+        stats = await suite.get_stats()
+        mnq = stats["instruments"]["MNQ"]
+        assert mnq["handler_errors"][EventType.TICK] == mnq["events"][EventType.TICK] > 1
+        assert stats["instruments"]["ES"]["handler_errors"] == {}
+        assert stats["health"] < 100 and any("errors" in reason for reason in stats["reasons"])

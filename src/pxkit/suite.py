@@ -303,7 +303,8 @@ class TradingSuite:
         """Counters per component, latency percentiles, connection state, and a health score 0-100."""
         components: list[ComponentStats] = [self.router.stats, *(c.data.stats for c in self.contexts.values())]
         messages = sum(sum(c.counters.values()) for c in components)
-        errors = sum(sum(c.errors.values()) for c in components) + self.realtime.decode_errors
+        errors = sum(sum(c.errors.values()) for c in components) + self.realtime.decode_errors + sum(
+            sum(c.event_bus.handler_errors.values()) for c in self.contexts.values())
         hubs = {hub: self.realtime.connected(hub) for hub in (USER, MARKET)}
         stale = [s for s, c in self.contexts.items() if c.data.stale]
         score, reasons = health_score(HealthInputs(
@@ -315,7 +316,8 @@ class TradingSuite:
             "health": score, "reasons": reasons, "hubs": hubs, "stale_feeds": stale,
             "reconnects": self.router.reconnects, "decode_errors": self.realtime.decode_errors,
             "components": {c.name: c.snapshot() for c in components},
-            "instruments": {s: {"last_price": c.data.last_price, "late_trades": c.data.bars.late}
+            "instruments": {s: {"last_price": c.data.last_price, "late_trades": c.data.bars.late,
+                                "events": dict(c.event_bus.emitted), "handler_errors": dict(c.event_bus.handler_errors)}
                             for s, c in self.contexts.items()},
             "failures": {s: str(e) for s, e in self.failures.items()},
         }
