@@ -1,12 +1,13 @@
-"""OrderManager: one contract's orders kept from user-hub pushes, commands through ProjectX, native brackets."""
+"""OrderManager: one contract's orders kept from user-hub pushes, commands through ProjectX, brackets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..client.http import ProjectX
 from ..client.orders import PlacedOrder, build_order_request, is_positive_number, order_side
@@ -23,6 +24,9 @@ from ..errors import (
 from ..events import EventBus, EventType
 from ..models import Contract, Order, PlaceOrderRequest
 
+if TYPE_CHECKING:
+    from .oco import ClientOCO
+
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED})
@@ -31,6 +35,8 @@ _ENDED_EVENTS = {OrderStatus.CANCELLED: EventType.ORDER_CANCELLED, OrderStatus.E
 _ENTRY_TYPES = {"market": (OrderType.MARKET, None), "limit": (OrderType.LIMIT, "limit_price"),
                 "stop": (OrderType.STOP, "stop_price")}  # entry_type -> (order type, the field entry_price goes to)
 _LEG_TYPES = {"stop": OrderType.STOP, "target": OrderType.LIMIT}
+BracketMode = Literal["native", "client"]  # who places and links the legs: the gateway, or ClientOCO here
+OCO_TAG = "pxkit-oco-"  # customTag prefix of client-side bracket legs (never taken for native legs)
 
 
 def _ended_error(order: Order) -> OrderEndedError:
@@ -38,11 +44,15 @@ def _ended_error(order: Order) -> OrderEndedError:
                            "filled", order)
 
 
-def _unprotected_error(entry: Order, missing: list[str], flatten_error: PxError | None) -> UnprotectedPositionError:
+def _unprotected_error(entry: Order, missing: list[str], flatten_error: PxError | None,
+                       cause: PxError | None) -> UnprotectedPositionError:
     outcome = f"flattening failed: {flatten_error}" if flatten_error else "the position was flattened"
-    return UnprotectedPositionError(f"bracket entry {entry.id} filled {entry.fill_volume} but its "
-                                    f"{' and '.join(missing)} never appeared; {outcome}",
-                                    entry=entry, missing=missing, flatten_error=flatten_error)
+    why = f"could not be placed ({cause})" if cause is not None else "never appeared"
+    error = UnprotectedPositionError(f"bracket entry {entry.id} filled {entry.fill_volume} but its "
+                                     f"{' and '.join(missing)} {why}; {outcome}",
+                                     entry=entry, missing=missing, flatten_error=flatten_error)
+    error.__cause__ = cause
+    return error
 
 
 class OrderGate(Protocol):
@@ -101,10 +111,12 @@ class OrderHandle:
 
 
 class BracketHandle:
-    """An entry with a native stop and/or target; the legs are found when the gateway creates them on the fill."""
+    """An entry with a stop and/or target, placed on its fill by the gateway (mode "native") or by ClientOCO."""
 
-    def __init__(self, manager: OrderManager, entry_id: int, ticks: dict[str, int]) -> None:
+    def __init__(self, manager: OrderManager, entry_id: int, ticks: dict[str, int],
+                 mode: BracketMode = "native") -> None:
         self._manager = manager
+        self.mode = mode
         self.entry = OrderHandle(manager, entry_id)
         self.ticks = ticks  # leg name ("stop", "target") -> signed ticks from the entry's fill
         self.leg_ids: dict[str, int] = {}
@@ -112,7 +124,7 @@ class BracketHandle:
         self._settled = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"BracketHandle(entry={self.entry!r}, stop={self.stop!r}, target={self.target!r})"
+        return f"BracketHandle({self.mode}, entry={self.entry!r}, stop={self.stop!r}, target={self.target!r})"
 
     @property
     def stop(self) -> OrderHandle | None:
@@ -167,6 +179,7 @@ class OrderManager:
         self._waiters: dict[int, list[asyncio.Future[Order]]] = {}
         self._brackets: list[BracketHandle] = []  # waiting for their legs
         self._claimed: set[int] = set()  # orders already identified as bracket legs
+        self._ocos: list[ClientOCO] = []  # client-side brackets being linked, told of every update
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -193,6 +206,8 @@ class OrderManager:
         for bracket in list(self._brackets):  # an entry's fill may come after its legs (REST truth): look again
             for candidate in list(self._orders.values()) if order.id == bracket.entry.id else [order]:
                 self._link(bracket, candidate)
+        for oco in list(self._ocos):
+            oco.on_order(previous, order)
 
     def _emit(self, previous: Order | None, order: Order) -> None:
         kinds: list[EventType] = []
@@ -214,7 +229,7 @@ class OrderManager:
         """Claim `candidate` as a leg of `bracket` when it is the order the gateway attaches on the entry's fill."""
         entry = self._orders.get(bracket.entry.id)
         if (entry is None or entry.filled_price is None or candidate.id <= entry.id or candidate.id in self._claimed
-                or candidate.side is not entry.side.opposite):
+                or candidate.side is not entry.side.opposite or (candidate.custom_tag or "").startswith(OCO_TAG)):
             return
         for name, ticks in bracket.ticks.items():
             price = candidate.stop_price if name == "stop" else candidate.limit_price
@@ -302,7 +317,7 @@ class OrderManager:
     async def place_bracket_order(
         self, side: OrderSide | str, size: int, *, entry_type: Literal["market", "limit", "stop"] = "market",
         entry_price: float | None = None, stop_offset: int | None = None, stop_price: float | None = None,
-        target_offset: int | None = None, target_price: float | None = None,
+        target_offset: int | None = None, target_price: float | None = None, oco: BracketMode = "native",
     ) -> BracketHandle:
         """An entry with gateway-held stop and/or target legs (OCO), attached by the gateway when the entry fills.
 
@@ -310,6 +325,7 @@ class OrderManager:
         market entry `entry_price` is only that reference). A market entry is awaited until its legs exist. A filled
         entry whose legs do not appear within `leg_timeout` s is flattened and reported with
         UnprotectedPositionError (raised here for a market entry, by `wait_legs()` otherwise).
+        `oco="client"` sends the entry alone and lets ClientOCO place and link the legs (see its caveats).
         """
         side = order_side(side)
         if entry_type not in _ENTRY_TYPES:
@@ -319,19 +335,24 @@ class OrderManager:
         target = self._leg_ticks("target", side, target_offset, target_price, entry_price)
         if stop is None and target is None:
             raise InputError("a bracket needs a stop or a target (an offset in ticks or a price)")
-        fields = {"stop_loss_ticks": stop, "take_profit_ticks": target,
+        if oco not in ("native", "client"):
+            raise InputError(f"oco must be 'native' or 'client', got {oco!r}")
+        fields = {**({"stop_loss_ticks": stop, "take_profit_ticks": target} if oco == "native" else {}),
                   **({price_field: entry_price} if price_field else {})}
         request = build_order_request(self.contract, self.account_id, side, size, order_type, **fields)
         placed = await self._send(request, fields)
         ticks = {name: t for name, t in (("stop", stop), ("target", target)) if t is not None}
-        bracket = BracketHandle(self, placed.order_id, ticks)
-        self._brackets.append(bracket)
-        for seen in list(self._orders.values()):
-            self._link(bracket, seen)
-        if not bracket.protected:
-            task = asyncio.create_task(self._guard(bracket), name=f"pxkit-bracket-{placed.order_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        bracket = BracketHandle(self, placed.order_id, ticks, oco)
+        if oco == "client":
+            from .oco import ClientOCO  # oco.py builds on this module
+            self._ocos.append(linker := ClientOCO(self, bracket))
+            self._start(linker.run(), f"pxkit-oco-{placed.order_id}")
+        else:
+            self._brackets.append(bracket)
+            for seen in list(self._orders.values()):
+                self._link(bracket, seen)
+            if not bracket.protected:
+                self._start(self._guard(bracket), f"pxkit-bracket-{placed.order_id}")
         if order_type is OrderType.MARKET:
             await bracket.wait_legs()
         return bracket
@@ -358,6 +379,12 @@ class OrderManager:
             raise InputError(f"{name}_price {price} must be {where} the entry {reference} for a {side.name}")
         return ticks
 
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` as a task that `aclose` cancels."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _guard(self, bracket: BracketHandle) -> None:
         """After the entry ends: no fill -> OrderEndedError; filled but legs missing in time -> flatten."""
         entry = await bracket.entry.wait_done()
@@ -370,7 +397,11 @@ class OrderManager:
         if bracket._settled.is_set():
             return
         self._brackets.remove(bracket)
-        missing = [name for name in bracket.ticks if name not in bracket.leg_ids]
+        await self._abandon(bracket, entry, [name for name in bracket.ticks if name not in bracket.leg_ids])
+
+    async def _abandon(self, bracket: BracketHandle, entry: Order, missing: list[str],
+                       cause: PxError | None = None) -> None:
+        """Flatten a filled entry left without (some of) its legs; report UnprotectedPositionError on the handle."""
         log.error("bracket entry %d on %s filled without its %s: flattening", entry.id, self.symbol, missing)
         failure: PxError | None = None
         try:
@@ -379,7 +410,7 @@ class OrderManager:
             pass  # already flat
         except PxError as exc:
             failure = exc
-        bracket._settle(_unprotected_error(entry, missing, failure))
+        bracket._settle(_unprotected_error(entry, missing, failure, cause))
 
     async def modify_order(self, order_id: int | OrderHandle, *, size: int | None = None,
                            limit_price: float | None = None, stop_price: float | None = None,
@@ -409,13 +440,17 @@ class OrderManager:
         await self.client.close_position(self.contract.id, account_id=self.account_id)
 
     async def aclose(self) -> None:
-        """Stop watching brackets and release every waiter."""
+        """Stop watching brackets (native guards, client OCO links) and release every waiter."""
+        pending = [b for b in [*self._brackets, *(linker.bracket for linker in self._ocos)] if not b._settled.is_set()]
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for future in [f for futures in self._waiters.values() for f in futures]:
             future.cancel()
         self._waiters.clear()
+        for bracket in pending:
+            if not bracket._settled.is_set():
+                bracket._settle(PxError(f"{self.symbol} order manager closed before the bracket's legs came"))
 
 
 def _order_id(order: int | OrderHandle) -> int:
