@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from pxkit import EventType, ProjectXConfig, TradingSuite
+from pxkit import EventType, OrderSide, OrderStatus, ProjectXConfig, TradingSuite
 from pxkit.errors import InputError, InstrumentNotFoundError
 from pxkit.events import Event
 from pxkit.instrument.data import BarEvent, FeedStatus
@@ -250,3 +250,35 @@ async def test_a_failing_handler_is_counted_and_never_stops_the_router(sim: SimS
         assert mnq["handler_errors"][EventType.TICK] == mnq["events"][EventType.TICK] > 1
         assert stats["instruments"]["ES"]["handler_errors"] == {}
         assert stats["health"] < 100 and any("errors" in reason for reason in stats["reasons"])
+
+
+async def test_an_outage_is_repaired_bars_reloaded_and_missed_fills_reconciled(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["15sec", "1min"]) as suite:
+        mnq, contract = suite["MNQ"], CONTRACTS["MNQ"]
+        now_us = sim.sim.clock.now_us()
+        coming = sim.sim.market.ticks_between(contract, now_us, now_us + 180_000_000)
+        limit = sim.sim.market.price(contract, int(coming.price.min()) + 1)  # traded through during the outage
+        assert limit < mnq.data.last_price - 1
+        resting = await mnq.orders.place_limit_order(OrderSide.BUY, 1, limit)
+        await until(lambda: resting.order is not None, "the resting order")
+        back = [suite.event_bus.wait_for(EventType.RECONNECTED, timeout=20, predicate=lambda e, h=hub: e.source == h)
+                for hub in ("market", "user")]
+        announced: list[BarEvent] = []
+        mnq.event_bus.on(EventType.NEW_BAR, lambda e: announced.append(e.data) if e.data.timeframe == "1min" else None)
+        sim.refuse_hubs(2.0)
+        start = sim.sim.clock.now()
+        await sim.advance(180)  # the market moves and the order fills while nothing is pushed
+        await asyncio.gather(*back)
+        await until(lambda: all(ctx.data.stats.counters["resyncs"] for ctx in suite.values()), "bars reloaded")
+        end = start + timedelta(minutes=3)
+        for ctx in suite.values():
+            for tf, unit, n in (("15sec", "sec", 15), ("1min", "min", 1)):
+                frame = ctx.data.bars[tf].frame()
+                built = frame.filter((frame["timestamp"] >= start - timedelta(minutes=10)) & (frame["timestamp"] < end))
+                truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start - timedelta(minutes=10),
+                                                    end_time=end, unit=unit, interval=n)
+                assert built.equals(truth), (ctx.symbol, tf)
+        assert [b.bar.timestamp for b in announced] == [start + timedelta(minutes=m) for m in range(3)]  # each once
+        filled = await resting.wait_done(timeout=10)
+        assert filled.status is OrderStatus.FILLED and filled.filled_price == limit
+        await until(lambda: mnq.positions.size == 1, "the position opened during the outage")

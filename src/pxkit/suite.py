@@ -27,7 +27,7 @@ from .client.realtime import MARKET, USER, ProjectXRealtimeClient
 from .client.resilience import CircuitState
 from .config import ProjectXConfig
 from .errors import InputError, PxError
-from .events import EventBus
+from .events import Event, EventBus, EventType
 from .instrument.bars import Timeframe
 from .instrument.context import InstrumentContext
 from .instrument.data import RealtimeDataManager
@@ -86,6 +86,7 @@ class TradingSuite:
         self.portfolio = Portfolio(self.contexts)
         self.risk: RiskManager | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._resyncs: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # ------------------------------------------------------------------ creation
@@ -183,6 +184,7 @@ class TradingSuite:
             raise next(iter(self.failures.values()))
         if self.risk is not None:
             await self.risk.start(self.contexts, self.event_bus)
+        self.event_bus.on(EventType.RECONNECTED, self._reconnected)
         self._tasks.append(asyncio.create_task(self._run_timers(), name="pxkit-timers"))
 
     def _failed(self, symbol: str, error: BaseException) -> None:
@@ -223,6 +225,23 @@ class TradingSuite:
             await self.realtime.unsubscribe_market(contract_id)
         except PxError as exc:
             log.debug("unsubscribing %s failed: %s", contract_id, exc)
+
+    def _reconnected(self, event: Event) -> None:
+        """The market feed is back: trades of the gap were never pushed, so every instrument reloads its bars."""
+        if event.source != MARKET or self._closed:
+            return
+        for context in self.contexts.values():
+            task = asyncio.create_task(self._resync(context), name=f"pxkit-resync-{context.symbol}")
+            self._resyncs.add(task)
+            task.add_done_callback(self._resyncs.discard)
+
+    async def _resync(self, context: InstrumentContext) -> None:
+        try:
+            closed = await context.data.resync(clock=self.clock)
+            log.info("%s: bars reloaded after the reconnect (%d closed during the gap)", context.symbol, closed)
+        except PxError as exc:
+            self.router.stats.error("resync")
+            log.error("%s: reloading bars after the reconnect failed: %s", context.symbol, exc)
 
     # ------------------------------------------------------------------ timers
 
@@ -330,10 +349,11 @@ class TradingSuite:
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._resyncs]:
             await cancel(task)
         steps: list[tuple[str, Awaitable[Any]]] = [("risk", self.risk.aclose())] if self.risk is not None else []
         steps += [(f"orders {c.symbol}", c.orders.aclose()) for c in self.contexts.values()]
+        steps += [(f"bars {c.symbol}", c.data.aclose()) for c in self.contexts.values()]
         steps += [("hubs", self.realtime.disconnect()), ("http", self.client.close())]
         steps += [(f"events {c.symbol}", c.event_bus.aclose()) for c in self.contexts.values()]
         steps.append(("suite events", self.event_bus.aclose()))

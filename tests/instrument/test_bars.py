@@ -209,6 +209,24 @@ def test_prices_are_rounded_to_the_tick_grid() -> None:
     assert series.last_price == 100.3
 
 
+def test_restore_takes_the_history_as_truth_for_the_buckets_it_covers() -> None:
+    series = BarSeries("1min", 10, 0.25)
+    series.on_trade(10.0, 1, T0 + timedelta(seconds=5))  # 14:30 built live from one trade only
+    gap = [Bar(T0 + timedelta(minutes=m), 10.0, 12.0, 9.0, 11.0, 20 + m) for m in range(3)]  # 14:30-14:32
+    forming = Bar(T0 + timedelta(minutes=3), 11.0, 11.5, 11.0, 11.25, 4)
+    fresh = series.restore([*gap, forming], T0 + timedelta(minutes=3, seconds=20))
+    assert fresh == gap  # none of them was closed here: each is announced once
+    assert series.bars() == gap and series.forming == forming  # the live-built 14:30 was replaced
+    series.on_trade(11.5, 2, T0 + timedelta(minutes=3, seconds=30))  # live trades continue the history's bar
+    assert series.forming == Bar(forming.timestamp, 11.0, 11.5, 11.0, 11.5, 6)
+    again = series.restore([gap[-1], Bar(forming.timestamp, 11.0, 11.75, 11.0, 11.5, 9)], T0 + timedelta(minutes=4))
+    assert again == [Bar(forming.timestamp, 11.0, 11.75, 11.0, 11.5, 9)]  # closed by the history, once
+    assert series.forming is None and series.bars()[-1].volume == 9
+    assert series.on_trade(1.0, 1, T0 + timedelta(minutes=3, seconds=59)) == [] and series.late == 1
+    with pytest.raises(InputError):
+        series.restore([Bar(T0 + timedelta(seconds=30), 1.0, 1.0, 1.0, 1.0, 1)], T0 + timedelta(minutes=5))
+
+
 def test_seed_preloads_history_and_live_data_wins() -> None:
     history = [Bar(T0 + timedelta(minutes=m), 10.0, 11.0, 9.0, 10.5, 7) for m in range(-3, 1)]
     series = BarSeries("1min", 3, 0.25)

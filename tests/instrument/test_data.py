@@ -19,6 +19,7 @@ from pxkit.instrument.data import BarEvent, FeedStatus, RealtimeDataManager
 from pxkit.instrument.sessions import globex_open
 from pxkit.models import Bar, Contract, MarketTrade, Quote
 from pxkit.sim import SimServer
+from waiting import until
 
 MNQ = Contract("CON.F.US.MNQ.H26", "MNQH6", "Micro E-mini Nasdaq-100: March 2026", 0.25, 0.5, True, "F.US.MNQ")
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # the simulator's start, a Monday during the session
@@ -105,7 +106,24 @@ async def test_a_trade_in_the_current_bucket_extends_the_resumed_bars(sim, px) -
     assert [e.data.timeframe for e in events if e.type is BAR_UPDATED] == list(HISTORY) and closed(events) == []
     data.apply_trades([trade(high - 2.0, 40, 1, base=now)])  # 14:32:10 closes the resumed minute only
     one = before["1min"]
+    # its bucket began before the history was read, so it is checked against the gateway before NEW_BAR
+    # (the gateway has no final 14:31 bar yet at its 14:31:30, so the bar built here stands)
+    await until(lambda: closed(events), "the checked 14:31 bar")
     assert closed(events) == [("1min", Bar(one.timestamp, one.open, high, one.low, high, one.volume + 3))]
+
+
+async def test_a_bar_begun_before_the_history_was_read_is_replaced_by_the_gateways_when_it_closes(sim, px):
+    now, _ = await forming_now(sim, px, ("1min",))
+    bus = EventBus("MNQ")
+    data = RealtimeDataManager(px, MNQ, bus, symbol="MNQ", timeframes=["1min"])
+    events = record(bus, NEW_BAR)
+    await data.initialize(clock=lambda: now)
+    await sim.advance(40)  # to 14:32:10: the market trades, and none of it reaches this manager
+    assert data.close_due(sim.sim.clock.now()) == 1
+    await until(lambda: closed(events), "the checked 14:31 bar")
+    final = Bar(*(await px.get_bars(MNQ.id, start_time=at(60), end_time=at(120), unit="min")).row(0))
+    assert closed(events) == [("1min", final)] and data.bars["1min"].bars()[-1] == final
+    assert data.stats.counters["bars_repaired"] == 1
 
 
 async def test_trades_before_initialize_are_applied_after_the_history_in_order(sim, px) -> None:
@@ -123,6 +141,7 @@ async def test_trades_before_initialize_are_applied_after_the_history_in_order(s
 
     await data.initialize(clock=lambda: now)
     assert [e.data.price for e in events if e.type is TICK] == [high, low, last]  # all three, in arrival order
+    await until(lambda: closed(events), "the checked 14:31 bar")
     assert closed(events) == [("1min", Bar(one.timestamp, one.open, high, low, low, one.volume + 3))]
     assert data.bars["1min"].forming == Bar(at(120), last, last, last, last, 4)  # 14:32 opened by the third
     assert data.bars["5min"].forming == Bar(five.timestamp, five.open, max(five.high, high), min(five.low, low),

@@ -214,24 +214,45 @@ class BarSeries:
             self._start = self._end = self.bucket(self._ring[-1][0])[1]
         return taken
 
-    def resume(self, bar: Bar) -> bool:
-        """Continue a partial bar read from history (the bucket forming now) with the live trades that follow.
-
-        Taken only before any live trade and only when newer than the seeded history; returns whether it was.
+    def restore(self, bars: Iterable[Bar], now: datetime | int) -> list[Bar]:
+        """Take the gateway's history (ascending, the bar forming at `now` last if any) as the truth for the
+        buckets it covers: closed bars replace what was built for them, a forming one becomes the bar that live
+        trades continue. Used at start-up and after a reconnect, when live trades may have been missed.
+        Returns the bars closed by the history that were not closed here before (NEW_BAR candidates).
         """
-        start = to_us(bar.timestamp)
-        if self._live or (self._ring and start <= self._ring[-1][0]):
-            return False
-        if self.bucket(start)[0] != start:
-            raise InputError(f"bar at {bar.timestamp.isoformat()} is not aligned to {self.timeframe.name}")
-        self._start, self._end = self.bucket(start)
-        self._start_dt = from_us(start)
-        self._o, self._h, self._l, self._c = (round(x / self.tick_size) for x in (bar.open, bar.high, bar.low,
-                                                                                  bar.close))
-        self._t = start
-        self._v = bar.volume
-        self._open = True
-        return True
+        now_us = to_us(now)
+        merged = {raw[0]: raw for raw in self._ring}
+        newest = self._ring[-1][0] if self._ring else _NEVER
+        fresh: list[Bar] = []
+        forming: _Raw | None = None
+        for bar in bars:
+            start = to_us(bar.timestamp)
+            begin, end = self.bucket(start)
+            if begin != start:
+                raise InputError(f"bar at {bar.timestamp.isoformat()} is not aligned to {self.timeframe.name}")
+            raw = (start, *(round(x / self.tick_size) for x in (bar.open, bar.high, bar.low, bar.close)), bar.volume)
+            if end > now_us:
+                forming = raw
+                continue
+            if start > newest and start not in merged:
+                fresh.append(bar)
+            merged[start] = raw
+        self._ring.clear()
+        self._ring.extend(sorted(merged.values())[-self.max_bars:])
+        covered = self.bucket(self._ring[-1][0])[1] if self._ring else _NEVER
+        if forming is not None:
+            self._start, self._end = self.bucket(forming[0])
+            self._start_dt = from_us(forming[0])
+            _, self._o, self._h, self._l, self._c, self._v = forming
+            self._t = forming[0]
+            self._open = True
+        elif self._open and self._start < covered:  # the bar forming here is closed in the history
+            self._open = False
+            self._start = self._end = covered
+        elif not self._open:
+            self._start = self._end = max(self._end, covered)
+        self._live = True
+        return fresh
 
     # ------------------------------------------------------------------ output
 
@@ -366,9 +387,9 @@ class MultiTimeframeBars:
         """Preload history for one timeframe (see BarSeries.seed)."""
         return self[timeframe].seed(bars)
 
-    def resume(self, timeframe: str | Timeframe, bar: Bar) -> bool:
-        """Continue a partial history bar live (see BarSeries.resume)."""
-        return self[timeframe].resume(bar)
+    def restore(self, timeframe: str | Timeframe, bars: Iterable[Bar], now: datetime | int) -> list[Bar]:
+        """Install the gateway's history for one timeframe (see BarSeries.restore)."""
+        return self[timeframe].restore(bars, now)
 
     def forming(self, timeframe: str | Timeframe) -> Bar | None:
         return self[timeframe].forming

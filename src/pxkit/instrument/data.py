@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from ..client.http import ProjectX
-from ..codec import to_us
+from ..codec import from_us, to_us
+from ..errors import PxError
 from ..events import EventBus, EventType
 from ..models import Bar, Contract, MarketTrade, Quote
 from ..stats import ComponentStats
@@ -70,6 +71,9 @@ class RealtimeDataManager:
         self.last_event = time.monotonic()  # monotonic time of the last market event of this contract
         # pushes held until history is loaded: trade batches, and quote prices as (price, exchange time)
         self._pending: list[list[MarketTrade] | tuple[float, datetime]] | None = []
+        self._cut: dict[str, int] = {}  # per timeframe: held trades stamped from here on are not in its history
+        self._dirty: dict[str, int] = {}  # per timeframe: bars of buckets that began before this are checked
+        self._repairs: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ start-up
 
@@ -82,36 +86,122 @@ class RealtimeDataManager:
         the ones after it continue the bars (a trade in flight at that very moment may be counted twice or not
         at all: the gateway gives no sequence number to tell).
         """
+        def days(tf: Timeframe) -> float:
+            return min(initial_days, tf.seconds * (self.max_bars + 1) / 86_400)
+
+        loaded = await self._load(days, clock, announce=False)
+        finest = self.bars[self.timeframes[0]].bars(1, include_forming=True)
+        if finest and self.bars.last_price is None:
+            self.bars.on_quote(finest[-1].close, finest[-1].timestamp)
+        self._replay()
+        return {name: len(bars) for name, bars in loaded.items()}
+
+    async def resync(self, *, clock: Callable[[], datetime] | None = None) -> int:
+        """After the market feed reconnected: reload every timeframe from its newest bar on (the trades of the
+        gap were never pushed), announce the bars that closed meanwhile with NEW_BAR, then replay the pushes
+        held during the reload. Returns how many bars the gap closed."""
+        if self._pending is not None:  # still starting: initialize() reads the history anyway
+            return 0
+        self._pending = []
         clock = clock or self.client.gateway_now
         now = clock()
-        loaded = await asyncio.gather(*(self._preload(tf, initial_days, now) for tf in self.timeframes))
-        read_at = to_us(clock())
-        finest = self.bars[self.timeframes[0]].bars(1, include_forming=True)
-        if finest:
-            self.bars.on_quote(finest[-1].close, finest[-1].timestamp)
+
+        def days(tf: Timeframe) -> float:
+            newest = self.bars[tf].bars(1, include_forming=True)
+            since = (now - newest[-1].timestamp).total_seconds() if newest else 0.0
+            return min(since + tf.seconds, tf.seconds * (self.max_bars + 1)) / 86_400
+
+        try:
+            closed = await self._load(days, lambda: now, announce=True, read_clock=clock)
+        finally:
+            self._replay()
+        self.stats.count("resyncs")
+        return sum(len(bars) for bars in closed.values())
+
+    async def _load(self, days: Callable[[Timeframe], float], clock: Callable[[], datetime] | None, *,
+                    announce: bool, read_clock: Callable[[], datetime] | None = None) -> dict[str, list[Bar]]:
+        """Read each timeframe's history up to now and install it; returns, per timeframe, the bars read
+        (announce=False) or the bars it newly closed, which are announced with NEW_BAR (announce=True).
+
+        A series' history holds the trades stamped before the end of its newest bucket and before the moment it
+        was read; held trades from then on are replayed into it. What arrived between the gateway's answer and
+        that moment cannot be told apart, so bars of buckets that began before it are fetched again, final,
+        when they close.
+        """
+        clock = clock or self.client.gateway_now
+        now = clock()
+        histories = await asyncio.gather(*(self._history(tf, days(tf), now) for tf in self.timeframes))
+        read_at = to_us((read_clock or clock)())
+        result: dict[str, list[Bar]] = {}
+        for tf, bars in zip(self.timeframes, histories, strict=True):
+            series = self.bars[tf]
+            fresh = series.restore(bars, now)
+            self._cut[tf.name] = min(read_at, series.bucket(to_us(bars[-1].timestamp))[1]) if bars else read_at
+            self._dirty[tf.name] = read_at
+            result[tf.name] = fresh if announce else bars
+            for bar in fresh if announce else ():
+                self.bus.emit_nowait(EventType.NEW_BAR, BarEvent(tf.name, bar), source=self.symbol,
+                                     timestamp=bar.timestamp)
+        return result
+
+    async def _history(self, tf: Timeframe, days: float, now: datetime) -> list[Bar]:
+        frame = await self.client.get_bars(self.contract.id, days=days, end_time=now + timedelta(seconds=1),
+                                           unit=tf.unit, interval=tf.count, limit=self.max_bars + 1, partial=True)
+        return [Bar(*row) for row in frame.iter_rows()]
+
+    def _replay(self) -> None:
+        """Apply the pushes held while history was read, each trade to the series whose history lacks it."""
         pending, self._pending = self._pending or [], None
+        ticks = self.bus.wants(EventType.TICK)
+        cuts = [(name, series, self._cut.get(name, 0)) for name, series in self.bars.series.items()]
         for item in pending:
             if isinstance(item, tuple):
                 self.bars.on_quote(*item)
-            else:
-                self.apply_trades([t for t in item if to_us(t.timestamp) > read_at])
-        return dict(zip([tf.name for tf in self.timeframes], loaded, strict=True))
+                continue
+            for trade in item:
+                t = to_us(trade.timestamp)
+                taken = [(name, series) for name, series, cut in cuts if t >= cut]
+                for name, series in taken:
+                    for kind, bar in series.on_trade(trade.price, trade.volume, t):
+                        if kind == "closed":
+                            self._announce(name, bar)
+                if taken:
+                    self.bars.on_quote(trade.price, t)
+                    self.stats.count("trades")
+                    if ticks:
+                        self.bus.emit_nowait(EventType.TICK, trade, source=self.symbol, timestamp=trade.timestamp)
 
-    async def _preload(self, tf: Timeframe, initial_days: float, now: datetime) -> int:
-        days = min(initial_days, tf.seconds * (self.max_bars + 1) / 86_400)
-        frame = await self.client.get_bars(self.contract.id, days=days, end_time=now + timedelta(seconds=1),
-                                           unit=tf.unit, interval=tf.count, limit=self.max_bars + 1, partial=True)
-        bars = [Bar(*row) for row in frame.iter_rows()]
-        if not bars:
-            return 0
-        series = self.bars[tf]
-        *closed, last = bars
-        if series.bucket(to_us(last.timestamp))[1] > to_us(now):  # still forming: live trades continue it
-            series.seed(closed)
-            series.resume(last)
-        else:
-            series.seed(bars)
-        return len(bars)
+    def _announce(self, name: str, bar: Bar) -> None:
+        """NEW_BAR for a closed bar; one whose bucket began before the history was read is fetched again first."""
+        if self._dirty and to_us(bar.timestamp) < self._dirty.get(name, 0):
+            task = asyncio.get_running_loop().create_task(self._repair(name, bar), name=f"pxkit-bar-{self.symbol}")
+            self._repairs.add(task)
+            task.add_done_callback(self._repairs.discard)
+        elif self.bus.wants(EventType.NEW_BAR):
+            self.bus.emit_nowait(EventType.NEW_BAR, BarEvent(name, bar), source=self.symbol, timestamp=bar.timestamp)
+
+    async def _repair(self, name: str, bar: Bar) -> None:
+        series = self.bars[name]
+        tf = series.timeframe
+        end = series.bucket(to_us(bar.timestamp))[1]
+        try:
+            frame = await self.client.get_bars(self.contract.id, start_time=bar.timestamp, end_time=from_us(end),
+                                               unit=tf.unit, interval=tf.count)
+            exact = [Bar(*row) for row in frame.iter_rows() if row[0] == bar.timestamp]
+            if exact and exact[0] != bar:
+                series.restore(exact, end)
+                self.stats.count("bars_repaired")
+                bar = exact[0]
+        except PxError as exc:  # the bar built here stands; it is announced anyway
+            log.warning("%s %s bar at %s could not be checked against the gateway: %s", self.symbol, name,
+                        bar.timestamp, exc)
+        self.bus.emit_nowait(EventType.NEW_BAR, BarEvent(name, bar), source=self.symbol, timestamp=bar.timestamp)
+
+    async def aclose(self) -> None:
+        """Stop the bar checks still running."""
+        for task in list(self._repairs):
+            task.cancel()
+        await asyncio.gather(*self._repairs, return_exceptions=True)
 
     # ------------------------------------------------------------------ input (called by the suite's router)
 
@@ -124,14 +214,12 @@ class RealtimeDataManager:
             return
         bus, bars, symbol = self.bus, self.bars, self.symbol
         ticks = bus.wants(EventType.TICK)
-        new_bar = bus.wants(EventType.NEW_BAR)
         for trade in batch:
             closed = bars.on_trade(trade.price, trade.volume, trade.timestamp)
             if ticks:
                 bus.emit_nowait(EventType.TICK, trade, source=symbol, timestamp=trade.timestamp)
-            if closed and new_bar:
-                for name, bar in closed:
-                    bus.emit_nowait(EventType.NEW_BAR, BarEvent(name, bar), source=symbol, timestamp=bar.timestamp)
+            for name, bar in closed:
+                self._announce(name, bar)
         self.stats.count("trades", len(batch))
         if batch and bus.wants(EventType.BAR_UPDATED):
             for name, series in bars.series.items():
@@ -176,7 +264,7 @@ class RealtimeDataManager:
             return 0
         closed = self.bars.close_due(now)
         for name, bar in closed:
-            self.bus.emit_nowait(EventType.NEW_BAR, BarEvent(name, bar), source=self.symbol, timestamp=bar.timestamp)
+            self._announce(name, bar)
         return len(closed)
 
     def check_stale(self, now: datetime, monotonic: float | None = None) -> bool:
