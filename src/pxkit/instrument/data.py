@@ -23,9 +23,6 @@ from .sessions import globex_open
 
 log = logging.getLogger(__name__)
 
-TIMEFRAMES = ("1sec", "5sec", "15sec", "1min", "5min", "15min", "30min", "1hr", "4hr", "1day")
-
-
 @dataclass(frozen=True, slots=True)
 class BarEvent:
     """Payload of NEW_BAR (a bar closed) and BAR_UPDATED (the forming bar after a batch of trades)."""
