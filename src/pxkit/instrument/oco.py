@@ -8,7 +8,7 @@ import logging
 from ..enums import OrderStatus, PositionType
 from ..errors import OrderNotFoundError, OrderRejectedError, PxError
 from ..models import Order
-from .orders import _LEG_TYPES, OCO_TAG, TERMINAL, BracketHandle, OrderManager, _ended_error
+from .orders import LEG_TYPES, OCO_TAG, TERMINAL, BracketHandle, OrderManager, ended_error
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class ClientOCO:
         entry = orders.get(bracket.entry.id)
         if entry is None or not entry.fill_volume:
             if entry is not None and entry.status in TERMINAL:
-                bracket._settle(_ended_error(entry))
+                bracket._settle(ended_error(entry))
             return entry is not None and entry.status in TERMINAL
         if self._recheck:
             await self._read_position(entry)
@@ -128,7 +128,7 @@ class ClientOCO:
             self._tags[tag] = name
             price_field = "stop_price" if name == "stop" else "limit_price"
             try:
-                leg = await self._manager.place_order(entry.side.opposite, left, _LEG_TYPES[name], custom_tag=tag,
+                leg = await self._manager.place_order(entry.side.opposite, left, LEG_TYPES[name], custom_tag=tag,
                                                       **{price_field: self._prices[name]})
             except PxError as exc:
                 await self._give_up(missing, exc)

@@ -34,12 +34,13 @@ _ENDED_EVENTS = {OrderStatus.CANCELLED: EventType.ORDER_CANCELLED, OrderStatus.E
                  OrderStatus.REJECTED: EventType.ORDER_REJECTED}
 _ENTRY_TYPES = {"market": (OrderType.MARKET, None), "limit": (OrderType.LIMIT, "limit_price"),
                 "stop": (OrderType.STOP, "stop_price")}  # entry_type -> (order type, the field entry_price goes to)
-_LEG_TYPES = {"stop": OrderType.STOP, "target": OrderType.LIMIT}
+LEG_TYPES = {"stop": OrderType.STOP, "target": OrderType.LIMIT}
 BracketMode = Literal["native", "client"]  # who places and links the legs: the gateway, or ClientOCO here
 OCO_TAG = "pxkit-oco-"  # customTag prefix of client-side bracket legs (never taken for native legs)
 
 
-def _ended_error(order: Order) -> OrderEndedError:
+def ended_error(order: Order) -> OrderEndedError:
+    """What waiting for the fill of an order that ended unfilled (or part filled) raises."""
     return OrderEndedError(f"order {order.id} ended {order.status.name} with {order.fill_volume}/{order.size} "
                            "filled", order)
 
@@ -106,7 +107,7 @@ class OrderHandle:
         """The completely filled order; OrderEndedError if it ends otherwise, TimeoutError after `timeout` s."""
         order = await self.wait_done(timeout)
         if order.status is not OrderStatus.FILLED:
-            raise _ended_error(order)
+            raise ended_error(order)
         return order
 
 
@@ -234,7 +235,7 @@ class OrderManager:
         for name, ticks in bracket.ticks.items():
             price = candidate.stop_price if name == "stop" else candidate.limit_price
             expected = entry.filled_price + ticks * self.contract.tick_size
-            if (name not in bracket.leg_ids and candidate.type is _LEG_TYPES[name] and price is not None
+            if (name not in bracket.leg_ids and candidate.type is LEG_TYPES[name] and price is not None
                     and abs(price - expected) <= self.contract.tick_size * 1.5):  # the entry's average may round
                 bracket.leg_ids[name] = candidate.id
                 self._claimed.add(candidate.id)
@@ -390,7 +391,7 @@ class OrderManager:
         entry = await bracket.entry.wait_done()
         if not entry.fill_volume:
             self._brackets.remove(bracket)
-            bracket._settle(_ended_error(entry))
+            bracket._settle(ended_error(entry))
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(bracket._settled.wait(), self.leg_timeout)
