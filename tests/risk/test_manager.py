@@ -15,11 +15,14 @@ import pytest
 
 from conftest import ACCOUNT
 from pxkit import EventType, OrderSide, RiskStateError, RiskViolationError
+from pxkit.client.http import ProjectX
 from pxkit.client.orders import build_order_request
 from pxkit.codec import to_us
+from pxkit.config import ProjectXConfig
+from pxkit.events import EventBus
 from pxkit.instrument.sessions import trading_day
-from pxkit.risk.manager import RiskBreach
-from pxkit.risk.rules import Rule, trading_day_bounds
+from pxkit.risk.manager import RiskBreach, RiskManager
+from pxkit.risk.rules import OrderIntent, RiskConfig, Rule, trading_day_bounds
 from pxkit.risk.store import IntentState, RiskStore
 from pxkit.sim import SimServer
 from suites import open_suite
@@ -180,3 +183,25 @@ async def test_a_corrupt_risk_database_stops_the_suite_with_a_clear_error(sim: S
             pass
     assert db.read_bytes() == before  # never replaced by a fresh, empty store
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("pxkit") and not t.done()]
+
+
+async def test_when_the_days_trades_cannot_be_read_the_stored_pnl_carries_on(sim: SimServer, tmp_path: Path) -> None:
+    db = tmp_path / "risk.sqlite3"
+    day = trading_day(sim.sim.clock.now())
+    with RiskStore(db) as store:
+        store.set_daily_pnl(ACCOUNT, day, -42.5, 3.7)
+    async with ProjectX(ProjectXConfig.for_simulator(sim.base_url, retry_attempts=1)) as px:
+        await px.authenticate()
+        manager = RiskManager(RiskConfig(max_daily_loss=40.0, db_path=db), px, ACCOUNT, clock=sim.sim.clock.now)
+        sim.faults.reject_next(10, status=503)
+        await manager.start({}, EventBus("suite"))
+        sim.faults.clear()
+        assert manager.daily_realized() == (-42.5, 3.7)
+        manager._persist_day()
+        assert manager.store.daily_pnl(ACCOUNT, day).net == pytest.approx(-46.2)  # not overwritten with zero
+        state = await manager.state()
+        assert state.daily_pnl == pytest.approx(-46.2)
+        with pytest.raises(RiskViolationError) as refused:
+            manager.rules.check_order(OrderIntent(MNQ_ID, OrderSide.BUY, 1), state)
+        assert refused.value.rule == Rule.DAILY_LOSS
+        await manager.aclose()

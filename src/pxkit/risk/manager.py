@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from ..client.http import ProjectX
 from ..errors import PxError
@@ -55,8 +55,10 @@ class RiskManager:
         self.contexts: Mapping[str, InstrumentContext] = {}
         self.bus: EventBus | None = None
         self._trades: dict[int, Trade] = {}  # the account's trades of the current trading day, by id
+        self._carried = (0.0, 0.0)  # realised and fees from the store, when the day's trades could not be read
         self._day = trading_day(clock())
         self._enforcing: asyncio.Task[None] | None = None
+        self._persisted: tuple[date, float, float] | None = None  # the day's figures last written to the store
 
     # ------------------------------------------------------------------ start-up
 
@@ -74,9 +76,12 @@ class RiskManager:
         start, _ = trading_day_bounds(self._day)
         try:
             trades = await self.client.search_trades(start, account_id=self.account_id)
-        except PxError as exc:  # keep what the store remembers: never start a day from zero by accident
-            log.error("loading today's trades failed (%s); daily P&L starts from the stored %s", exc,
-                      self.store.daily_pnl(self.account_id, self._day))
+        except PxError as exc:  # carry what the store remembers: never start a day from zero by accident
+            stored = self.store.daily_pnl(self.account_id, self._day)
+            if stored is not None:
+                self._carried = (stored.realised, stored.fees)
+            log.error("loading today's trades failed (%s); the day's P&L carries on from the stored %s", exc,
+                      self._carried)
             return
         self._trades = {t.id: t for t in trades}
         self._persist_day()
@@ -102,24 +107,28 @@ class RiskManager:
     def daily_realized(self) -> tuple[float, float]:
         """Realised P&L and fees of the current trading day."""
         self._collect()
-        realised = sum(t.profit_and_loss or 0.0 for t in self._trades.values() if not t.voided)
-        fees = sum(t.fees for t in self._trades.values() if not t.voided)
+        realised = self._carried[0] + sum(t.profit_and_loss or 0.0 for t in self._trades.values() if not t.voided)
+        fees = self._carried[1] + sum(t.fees for t in self._trades.values() if not t.voided)
         return round(realised, 2), round(fees, 2)
 
     def _collect(self) -> None:
         day = trading_day(self.clock())
         if day != self._day:  # 18:00 New York: a new trading day starts from zero
-            self._day, self._trades = day, {}
+            self._day, self._trades, self._carried = day, {}, (0.0, 0.0)
         for context in self.contexts.values():
             for trade in context.positions.trades:
                 if trading_day(trade.creation_timestamp) == self._day:
                     self._trades[trade.id] = trade
 
     def _persist_day(self) -> None:
+        """Write the day's realised P&L and fees when they changed (the timer calls this four times a second)."""
         realised, fees = self.daily_realized()
+        if self._persisted == (self._day, realised, fees):
+            return
         stored = self.store.daily_pnl(self.account_id, self._day)
         if stored is None or (stored.realised, stored.fees) != (realised, fees):
             self.store.set_daily_pnl(self.account_id, self._day, realised, fees, at=self.clock())
+        self._persisted = (self._day, realised, fees)
 
     async def state(self) -> RiskState:
         """The account as the rules see it now."""
