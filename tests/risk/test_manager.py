@@ -29,6 +29,7 @@ from suites import open_suite
 from waiting import until
 
 MNQ_ID = "CON.F.US.MNQ.H26"
+CONTRACTS_BY_SYMBOL = {"MNQ": MNQ_ID, "ES": "CON.F.US.EP.H26"}
 
 
 def order_places(sim: SimServer) -> int:
@@ -205,3 +206,20 @@ async def test_when_the_days_trades_cannot_be_read_the_stored_pnl_carries_on(sim
             manager.rules.check_order(OrderIntent(MNQ_ID, OrderSide.BUY, 1), state)
         assert refused.value.rule == Rule.DAILY_LOSS
         await manager.aclose()
+
+
+async def test_positions_over_the_limits_at_start_up_are_reduced_not_flattened(sim: SimServer, tmp_path: Path) -> None:
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"]) as free:  # no risk manager: no limits
+        for symbol, side, size in (("MNQ", OrderSide.BUY, 3), ("ES", OrderSide.SELL, 2)):
+            await (await free[symbol].orders.place_market_order(side, size)).wait_filled(timeout=10)
+    risk = {"max_total_position_size": 3, "position_limits": {"ES": 1}, "lockout_minutes": 0, "db_path": tmp_path / "r"}
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"], features=["risk_manager"], risk=risk) as suite:
+        breach: RiskBreach = (await suite.event_bus.wait_for(EventType.RISK_BREACH, timeout=10)).data
+        assert [v.rule for v in breach.violations] == [Rule.POSITION_SIZE, Rule.TOTAL_POSITION_SIZE]
+        assert breach.actions == ("reduced ES by 1", "reduced MNQ by 1") and breach.verified
+        assert breach.lockout_until is None  # lockout_minutes 0: reduce, do not lock
+        positions = {p.contract_id: p.size for p in await suite.client.search_open_positions()}
+        assert positions == {CONTRACTS_BY_SYMBOL["MNQ"]: 2, CONTRACTS_BY_SYMBOL["ES"]: 1}
+        log = suite.risk.store.enforcement_log(ACCOUNT)
+        assert {r.rule for r in log} == {Rule.POSITION_SIZE, Rule.TOTAL_POSITION_SIZE}
+        assert all(r.outcome == "verified" for r in log)

@@ -186,8 +186,9 @@ class RiskManager:
         log.warning("risk breach on account %d: %s", self.account_id, "; ".join(map(str, breaches)))
         actions: list[str] = []
         try:
-            for breach in breaches:
-                actions += await self._cure(breach)
+            sizes = {c.instrument_info.id: abs(c.positions.size) for c in self.contexts.values()}
+            for breach in breaches:  # `sizes` follows the cures, so a later breach is not cured twice
+                actions += await self._cure(breach, sizes)
             verified = await self._verify(breaches)
         except PxError as exc:
             log.error("enforcing %s failed: %s", breaches[0].rule, exc)
@@ -205,40 +206,53 @@ class RiskManager:
             if bus is not None:
                 bus.emit_nowait(EventType.RISK_BREACH, payload, source="risk", timestamp=now)
 
-    async def _cure(self, breach: Violation) -> list[str]:
+    async def _cure(self, breach: Violation, sizes: dict[str, int]) -> list[str]:
         contexts = list(self.contexts.values())
         if breach.action is Action.CANCEL_ORDERS:
             cancelled = sum([await c.orders.cancel_all_orders() for c in contexts])
             return [f"cancelled {cancelled} orders"]
-        if breach.action is Action.REDUCE and breach.contract_id is not None:
-            context = next(c for c in contexts if c.instrument_info.id == breach.contract_id)
-            await context.positions.partially_close_position(breach.excess)
-            return [f"reduced {context.symbol} by {breach.excess}"]
+        if breach.action is Action.REDUCE:  # one contract's excess, or the total's, largest positions first
+            if breach.contract_id is not None:
+                excess = sizes.get(breach.contract_id, 0) - int(breach.limit)
+            else:
+                excess = sum(sizes.values()) - int(breach.limit)
+            held = [c for c in contexts if sizes.get(c.instrument_info.id)
+                    and breach.contract_id in (None, c.instrument_info.id)]
+            done = []
+            for context in sorted(held, key=lambda c: -sizes[c.instrument_info.id]):
+                if excess <= 0:
+                    break
+                size = sizes[context.instrument_info.id]
+                cut = min(excess, size)
+                if cut == size:
+                    await context.positions.close_position()
+                else:
+                    await context.positions.partially_close_position(cut)
+                sizes[context.instrument_info.id] = size - cut
+                done.append(f"reduced {context.symbol} by {cut}")
+                excess -= cut
+            return done
         done = [f"cancelled {sum([await c.orders.cancel_all_orders() for c in contexts])} orders"]
         for context in contexts:
-            if context.positions.size:
+            if sizes.get(context.instrument_info.id):
                 await context.positions.close_position()
+                sizes[context.instrument_info.id] = 0
                 done.append(f"closed {context.symbol}")
         return done
 
     async def _verify(self, breaches: tuple[Violation, ...]) -> bool:
-        """Ask the gateway (REST, not the hub's view) until the cure shows, within verify_timeout."""
-        flatten = any(b.action is Action.FLATTEN or (b.action is Action.REDUCE and b.contract_id is None)
-                      for b in breaches)
+        """Ask the gateway (REST, not the hub's view) until every breach shows cured, within verify_timeout."""
         ours = {c.instrument_info.id for c in self.contexts.values()}
-        limits = {b.contract_id: b.limit for b in breaches if b.rule is Rule.POSITION_SIZE}
         deadline = asyncio.get_running_loop().time() + self.verify_timeout
         while True:
-            positions = [p for p in await self.client.search_open_positions(account_id=self.account_id)
-                         if p.contract_id in ours]
+            positions = {p.contract_id: p.size for p in await self.client.search_open_positions(
+                account_id=self.account_id) if p.contract_id in ours}
             orders = [o for o in await self.client.search_open_orders(account_id=self.account_id)
                       if o.contract_id in ours]
-            if flatten:
-                ok = not positions and not orders
-            else:
-                ok = all(p.size <= int(limits.get(p.contract_id, p.size)) for p in positions)
-            if ok or asyncio.get_running_loop().time() > deadline:
-                return ok
+            if all(_cured(b, positions, len(orders)) for b in breaches):
+                return True
+            if asyncio.get_running_loop().time() > deadline:
+                return False
             await asyncio.sleep(0.1)
 
     # ------------------------------------------------------------------ shut-down
@@ -253,3 +267,16 @@ class RiskManager:
         """End of the account's active lockout, if any."""
         found = self.store.active_lockout(self.account_id, self.clock())
         return found.until if found is not None else None
+
+
+def _cured(breach: Violation, positions: Mapping[str, int], open_orders: int) -> bool:
+    """Whether the gateway's positions (contract -> size) and working orders no longer show the breach."""
+    if breach.action is Action.FLATTEN:
+        return not positions and not open_orders
+    if breach.rule is Rule.POSITION_SIZE:
+        return positions.get(breach.contract_id or "", 0) <= int(breach.limit)
+    if breach.rule is Rule.TOTAL_POSITION_SIZE:
+        return sum(positions.values()) <= int(breach.limit)
+    if breach.rule is Rule.OPEN_ORDERS:
+        return open_orders <= int(breach.limit)
+    return True
