@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +20,7 @@ from pxkit.instrument.positions import PositionManager
 from pxkit.models import Contract, Order
 from pxkit.sim import SimConfig, SimServer
 from pxkit.sim.app import HubSettings
+from waiting import until
 
 
 @dataclass
@@ -62,11 +61,7 @@ class Trading:
 
     async def until(self, cond: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
         """Poll `cond` until it is true (hub pushes travel over a socket); fail after `timeout` wall seconds."""
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout} s waiting for {what}")
-            await asyncio.sleep(0.01)
+        await until(cond, what, timeout)
 
     async def advance_until(self, cond: Callable[[], Any], what: str, *, step: float = 5.0,
                             limit: float = 4 * 3600.0) -> float:
