@@ -11,7 +11,7 @@ import pxkit
 
 PACKAGE = Path(pxkit.__file__).parent
 LAYERS = {
-    "enums": 0, "errors": 0,
+    "enums": 0, "errors": 0, "loops": 0,
     "models": 1,
     "codec": 2, "config": 2, "indicators": 2,
     "client": 3, "events": 3, "stats": 3,

@@ -15,6 +15,7 @@
     │   └── ServerError             HTTP 408 / 5xx
     ├── CircuitOpenError            calls fail fast while the breaker is open
     ├── OrderEndedError             an order ended before it was completely filled (carries the order)
+    ├── OrderStateUnknownError      an order may be live, but its answer and its tag look-up failed (carries the tag)
     ├── UnprotectedPositionError    a bracket entry filled without its legs; the position was flattened
     ├── RiskStateError              the risk store is corrupt, unreadable or of an unknown schema version
     ├── AuthenticationError         login refused, or 401 after a fresh login
@@ -109,6 +110,18 @@ class OrderEndedError(PxError):
     def __init__(self, message: str, order: Any) -> None:
         super().__init__(message)
         self.order = order
+
+
+class OrderStateUnknownError(PxError):
+    """An order may be live on the gateway: its answer was lost or unusable and looking its `custom_tag` up failed.
+
+    Never retry such an order blindly: look the tag up (`search_orders`) once the gateway answers again.
+    """
+
+    def __init__(self, message: str, *, custom_tag: str, endpoint: str = "/api/Order/place") -> None:
+        super().__init__(message)
+        self.custom_tag = custom_tag
+        self.endpoint = endpoint
 
 
 class UnprotectedPositionError(PxError):
