@@ -171,6 +171,15 @@ def test_contract_by_id(body, expected):
 def test_contract_by_id_malformed_contracts_is_protocol_error():
     with pytest.raises(ProtocolError):
         codec.decode_contract_by_id({"contracts": ENQ_RAW})
+    with pytest.raises(ProtocolError, match="neither"):
+        codec.decode_contract_by_id(codec.envelope())
+
+
+@pytest.mark.parametrize("body", [codec.envelope(), codec.envelope(orders=None), {"success": True}],
+                         ids=["no-key", "null", "bare-envelope"])
+def test_an_answer_without_its_list_is_a_protocol_error_not_an_empty_list(body):
+    with pytest.raises(ProtocolError, match="no 'orders' list"):
+        codec.decode_list(models.Order, body, "orders")
 
 
 # --------------------------------------------------------------------------- user hub

@@ -242,22 +242,28 @@ def failure(error_code: int, message: str | None, **payload: Any) -> dict[str, A
 
 
 def decode_list(cls: type[T], body: Mapping[str, Any], key: str) -> list[T]:
-    """Decode the list under `key` of a response body (a bare list is accepted too)."""
+    """Decode the list under `key` of a response body (a bare list is accepted too).
+
+    An answer without the list (or with `null`) is a ProtocolError, never an empty list: an incomplete answer must
+    not pass for "no orders" or "flat".
+    """
     if not isinstance(body, list | Mapping):
         raise ProtocolError(f"{key}: expected a JSON object or list, got {type(body).__name__}")
     items = body if isinstance(body, list) else body.get(key)
     if items is None:
-        return []
+        raise ProtocolError(f"{key}: the answer has no {key!r} list")
     if not isinstance(items, list):
         raise ProtocolError(f"{key}: expected a list")
     return [from_wire(cls, item) for item in items if item is not None]
 
 
 def decode_contract_by_id(body: Mapping[str, Any]) -> models.Contract | None:
-    """Contract/searchById answered as `contract` (object or null) or `contracts` (list)."""
-    if body.get("contract") is not None:
-        return from_wire(models.Contract, body["contract"])
-    contracts = body.get("contracts")
+    """Contract/searchById answered as `contract` (object or null) or `contracts` (list); neither is a ProtocolError."""
+    if "contract" in body:
+        return None if body["contract"] is None else from_wire(models.Contract, body["contract"])
+    if "contracts" not in body:
+        raise ProtocolError("contract: the answer has neither 'contract' nor 'contracts'")
+    contracts = body["contracts"]
     if contracts is not None and not isinstance(contracts, list):
         raise ProtocolError("contracts: expected a list")
     if contracts:
