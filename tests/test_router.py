@@ -3,6 +3,7 @@ the rest is counted; connection changes and reconciliation reports are applied i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -226,6 +227,23 @@ async def test_a_reconciliation_report_is_applied_as_pushes() -> None:
     r.route(Reconciled(USER, ACCOUNT, reopened))
     assert [e.type for e in events[-2:]] == [EventType.ORDER_PARTIAL_FILL, EventType.POSITION_OPENED]
     assert mnq.positions.size == 1 and mnq.orders.handle(3).fill_volume == 1
+
+
+async def test_missed_fills_of_a_report_are_booked_once_before_its_orders() -> None:
+    mnq = context("MNQ", MNQ)
+    r = router(mnq)
+    opening = Trade(5, ACCOUNT, MNQ.id, NOW, 20000.0, 0.74, OrderSide.BUY, 2, 1)
+    closing = Trade(6, ACCOUNT, MNQ.id, NOW + timedelta(seconds=9), 20010.0, 0.74, OrderSide.SELL, 2, 2, 40.0)
+    r.route(user(opening))  # pushed before the hub dropped
+    pnl_when_filled: list[float] = []
+    mnq.event_bus.on(EventType.ORDER_FILLED, lambda e: pnl_when_filled.append(mnq.positions.realized_pnl))
+    filled = dataclasses.replace(order(2, status=OrderStatus.FILLED, fill=2), side=OrderSide.SELL)
+    report = ReconcileReport(orders_closed=(filled,), trades=(opening, closing))  # the search overlaps the push
+    r.route(Reconciled(USER, ACCOUNT, report))
+    r.route(Reconciled(USER, ACCOUNT, report))  # and a second report of the same fills
+    assert [t.id for t in mnq.positions.trades] == [5, 6]
+    assert (mnq.positions.realized_pnl, mnq.positions.fees) == (40.0, 1.48)
+    assert pnl_when_filled == [40.0]  # the fill was booked before its order was announced filled
 
 
 # ---------------------------------------------------------------------------------------------- run and lag

@@ -142,10 +142,13 @@ class Router:
             self._user(position, UserAction.CREATED)
 
     def _reconciled(self, item: Reconciled) -> None:
-        """Put what the hub missed while away into the managers, as if it had been pushed."""
+        """Put what the hub missed while away into the managers, as if it had been pushed: the missed fills are
+        booked by the position managers, which ignore a fill they already have."""
         if item.account_id != self.account.id:
             return
         report = item.report
+        for trade in report.trades:  # booked first, so the fill events after them see the P&L; once each by id
+            self._user(trade, UserAction.CREATED)
         for order in (*report.orders_closed, *report.orders_opened, *report.orders_changed):
             self._user(order, UserAction.UPDATED)
         for position in report.positions_closed:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ..enums import UserAction
+from ..errors import PxError
 from ..models import Account, Order, Position, Trade
 
 log = logging.getLogger(__name__)
+
+TRADE_WINDOW_MARGIN = timedelta(minutes=1)  # fills are searched from this long before the last sync (clock skew)
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between the attempts of a reconciliation that failed on REST
 
 
 class UserStateSource(Protocol):
@@ -24,6 +31,11 @@ class UserStateSource(Protocol):
 
     async def list_accounts(self, only_active: bool = True) -> list[Account]: ...
 
+    async def search_trades(self, start: datetime | None = None, end: datetime | None = None, *,
+                            account_id: int | None = None) -> list[Trade]: ...
+
+    def gateway_now(self) -> datetime: ...
+
 
 @dataclass
 class UserState:
@@ -33,7 +45,7 @@ class UserState:
     orders: dict[int, Order] = field(default_factory=dict)  # working orders only
     positions: dict[str, Position] = field(default_factory=dict)  # open positions by contract
     account: Account | None = None
-    trades: list[Trade] = field(default_factory=list)
+    trades: dict[int, Trade] = field(default_factory=dict)  # every fill seen, by id, in its latest state
     known_orders: set[int] = field(default_factory=set)  # every order id seen, in any state
     journal: list[tuple[float, Order | Position | Account, UserAction]] | None = None  # kept while reconciling
 
@@ -58,7 +70,7 @@ class UserState:
             else:
                 self.positions.pop(model.contract_id, None)
         elif isinstance(model, Trade):
-            self.trades.append(model)
+            self.trades[model.id] = model
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,32 +84,72 @@ class ReconcileReport:
     positions_opened: tuple[Position, ...] = ()
     positions_changed: tuple[Position, ...] = ()
     account: Account | None = None  # the account, when its balance or flags changed
+    trades: tuple[Trade, ...] = ()  # fills the hub never pushed (or whose voided flag changed), oldest first
 
     @property
     def missed_anything(self) -> bool:
         return any((self.orders_closed, self.orders_opened, self.orders_changed, self.positions_closed,
-                    self.positions_opened, self.positions_changed, self.account))
+                    self.positions_opened, self.positions_changed, self.account, self.trades))
+
+
+@dataclass(frozen=True, slots=True)
+class _Truth:
+    """One complete read of the gateway's state (nothing of it is installed unless every part was read)."""
+
+    open_orders: dict[int, Order]
+    positions: dict[str, Position]
+    account: Account | None
+    recent: list[Order]
+    trades: list[Trade]
 
 
 class StateReconciler:
-    """Fetches open orders, positions and the account, reports the differences and installs the truth."""
+    """Fetches open orders, positions, the account and the fills since the last sync, reports the differences
+    and installs the truth.
 
-    def __init__(self, source: UserStateSource, state: UserState) -> None:
+    Fills are searched from a little before the last successful sync (prime or reconcile): every fill of an
+    outage is in that window, and the ones already pushed are told apart by id. A reconciliation that fails
+    on REST (an outage, a partial answer) installs nothing and is tried again after each of `retry_delays`.
+    """
+
+    def __init__(self, source: UserStateSource, state: UserState, *,
+                 retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self.source = source
         self.state = state
+        self.retry_delays = tuple(retry_delays)
+        self.synced_at: datetime | None = None  # gateway time at which the last successful read began
         self.reports: list[ReconcileReport] = []
 
     async def prime(self) -> None:
         """Load the gateway's truth as the starting point (no report): done once, when subscribing."""
-        await self._fetch_and_install()
+        await self._fetch_and_install(with_trades=False)
 
     async def reconcile(self) -> ReconcileReport:
-        """Compare the cached state with the gateway's, install the gateway's, and report the differences."""
+        """Compare the cached state with the gateway's, install the gateway's, and report the differences;
+        REST failures are retried with back-off, and the last one is raised."""
+        delays = iter(self.retry_delays)
+        while True:
+            try:
+                return await self._reconcile_once()
+            except PxError as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                log.warning("reconciling account %d failed (%s); trying again in %.1f s", self.state.account_id,
+                            exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _reconcile_once(self) -> ReconcileReport:
         state = self.state
         before_orders, before_positions, before_account = dict(state.orders), dict(state.positions), state.account
-        known = set(state.known_orders)
-        open_orders, positions, account, recent = await self._fetch_and_install()
-        closed = [o for o in recent if not o.status.is_working and (o.id in before_orders or o.id not in known)]
+        known, before_trades = set(state.known_orders), dict(state.trades)
+        truth = await self._fetch_and_install(with_trades=True)
+        open_orders, positions, account = truth.open_orders, truth.positions, truth.account
+        closed = [o for o in truth.recent if not o.status.is_working and (o.id in before_orders or o.id not in known)]
+        missed = [t for t in truth.trades if (seen := before_trades.get(t.id)) is None or seen.voided != t.voided]
+        for trade in missed:  # unless the hub pushed a newer record of it meanwhile
+            if state.trades.get(trade.id) is before_trades.get(trade.id):
+                state.trades[trade.id] = trade
         report = ReconcileReport(
             orders_closed=tuple(closed),
             orders_opened=tuple(o for i, o in open_orders.items() if i not in before_orders),
@@ -107,28 +159,31 @@ class StateReconciler:
             positions_changed=tuple(p for c, p in positions.items()
                                     if c in before_positions and before_positions[c] != p),
             account=account if account is not None and account != before_account else None,
+            trades=tuple(sorted(missed, key=lambda t: (t.creation_timestamp, t.id))),
         )
         self.reports.append(report)
         if report.missed_anything:
-            log.info("reconciled account %d: %d orders closed, %d opened, %d positions closed, %d opened",
-                     state.account_id, len(report.orders_closed), len(report.orders_opened),
-                     len(report.positions_closed), len(report.positions_opened))
+            log.info("reconciled account %d: %d orders closed, %d opened, %d positions closed, %d opened, "
+                     "%d fills missed", state.account_id, len(report.orders_closed), len(report.orders_opened),
+                     len(report.positions_closed), len(report.positions_opened), len(report.trades))
         return report
 
-    async def _fetch_and_install(self) -> tuple[dict[int, Order], dict[str, Position], Account | None, list[Order]]:
+    async def _fetch_and_install(self, *, with_trades: bool) -> _Truth:
         """Read the gateway's state and install it; hub events that arrived after a part was read are newer
-        than that part, so they are applied again on top of it."""
-        state, account_id = self.state, self.state.account_id
+        than that part, so they are applied again on top of it. A failed read installs nothing."""
+        state, account_id, source = self.state, self.state.account_id, self.source
+        started = source.gateway_now()
+        since = self.synced_at - TRADE_WINDOW_MARGIN if self.synced_at is not None else None
         state.journal = []
         try:
-            open_orders = {o.id: o for o in await self.source.search_open_orders(account_id=account_id)}
+            open_orders = {o.id: o for o in await source.search_open_orders(account_id=account_id)}
             read_orders = time.monotonic()
-            positions = {p.contract_id: p for p in await self.source.search_open_positions(account_id=account_id)}
+            positions = {p.contract_id: p for p in await source.search_open_positions(account_id=account_id)}
             read_positions = time.monotonic()
-            account = next((a for a in await self.source.list_accounts(only_active=False) if a.id == account_id),
-                           None)
+            account = next((a for a in await source.list_accounts(only_active=False) if a.id == account_id), None)
             read_account = time.monotonic()
-            recent = await self.source.search_orders(account_id=account_id)
+            recent = await source.search_orders(account_id=account_id)
+            trades = await source.search_trades(since, account_id=account_id) if with_trades else []
         finally:
             journal, state.journal = state.journal, None
         state.orders, state.positions = dict(open_orders), dict(positions)
@@ -140,4 +195,5 @@ class StateReconciler:
         for arrived, model, action in journal:
             if arrived > read_at[type(model)]:
                 state.apply(model, action)
-        return open_orders, positions, account, recent
+        self.synced_at = started
+        return _Truth(open_orders, positions, account, recent, trades)
