@@ -284,6 +284,25 @@ def test_record_enums():
         codec.decode_records(models.DepthEntry, {**reset, "type": 12})
 
 
+def test_a_batch_keeps_its_good_records_around_a_bad_one():
+    good = FX["gateway_trade_args"][1][0]
+    batch = [{**good, "price": 6400.0 + i * 0.25} for i in range(50)]
+    batch[17] = {**batch[17], "type": 5}  # no such aggressor side
+    errors: list[ProtocolError] = []
+    trades = codec.decode_records(models.MarketTrade, batch, errors.append)
+    assert [t.price for t in trades] == [r["price"] for i, r in enumerate(batch) if i != 17]
+    [error] = errors
+    assert isinstance(error, ProtocolError) and "record 17" in str(error) and "'type'" in str(error)
+    with pytest.raises(ProtocolError, match="'type'"):  # without a handler the batch is all or nothing
+        codec.decode_records(models.MarketTrade, batch)
+
+
+@pytest.mark.parametrize("args", [[1, {}], [None, {}], ["CON.F.US.EP.H26", {}, {}], [], "CON.F.US.EP.H26", 7, None])
+def test_malformed_market_arguments_are_a_protocol_error(args):
+    with pytest.raises(ProtocolError, match="market event"):
+        codec.split_market_event(args)
+
+
 def test_partial_quote():
     raw = {"symbol": "F.US.EP", "bestBid": 6400.25}
     quote = codec.from_wire(models.Quote, raw)
@@ -342,6 +361,45 @@ def test_place_order_request(extra, fields):
 def test_bad_values_raise_protocol_error_naming_the_field(cls, body, field):
     with pytest.raises(ProtocolError, match=f"'{field}'"):
         codec.from_wire(cls, body)
+
+
+# --------------------------------------------------------------------------- numbers and times no gateway means
+
+TRADE_RAW = FX["gateway_trade_args"][1][0]
+ORDER_RAW = FX["orders_response"]["orders"][0]
+
+
+UNMEANT = [
+    (models.MarketTrade, TRADE_RAW, "price", 1e300),
+    (models.MarketTrade, TRADE_RAW, "price", -1.7e308),
+    (models.MarketTrade, TRADE_RAW, "price", 10**400),  # a JSON integer of 401 digits: no float can hold it
+    (models.MarketTrade, TRADE_RAW, "volume", 1e21),
+    (models.MarketTrade, TRADE_RAW, "volume", float("nan")),
+    (models.MarketTrade, TRADE_RAW, "price", float("inf")),
+    (models.MarketTrade, TRADE_RAW, "type", 10**30),
+    (models.Order, ORDER_RAW, "id", 2**53 + 1),
+    (models.Order, ORDER_RAW, "size", 1e300),  # a float that is a whole number, far beyond any size
+    (models.Order, ORDER_RAW, "limitPrice", 2e12),
+]
+
+
+@pytest.mark.parametrize(("cls", "raw", "field", "value"), UNMEANT, ids=[f"{f}={v!r:.10}" for _, _, f, v in UNMEANT])
+def test_numbers_the_gateway_cannot_mean_are_protocol_errors(cls, raw, field, value):
+    with pytest.raises(ProtocolError, match=f"'{field}'"):
+        codec.from_wire(cls, {**raw, field: value})
+
+
+def test_the_largest_numbers_a_gateway_may_send_still_decode():
+    order = codec.from_wire(models.Order, {**ORDER_RAW, "id": 2**53, "limitPrice": 1e12, "size": -(2**53)})
+    assert (order.id, order.limit_price, order.size) == (2**53, 1e12, -(2**53))
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_timestamps_beyond_the_calendar_in_utc_are_protocol_errors(text):
+    with pytest.raises(ProtocolError, match="out of range"):
+        codec.parse_ts(text)
+    with pytest.raises(ProtocolError, match="'timestamp'"):
+        codec.from_wire(models.MarketTrade, {**TRADE_RAW, "timestamp": text})
 
 
 # --------------------------------------------------------------------------- tolerance and secrets

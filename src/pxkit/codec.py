@@ -8,7 +8,6 @@ Decoding ignores unknown keys and tolerates missing optional ones; encoding emit
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -43,11 +42,11 @@ def parse_ts(value: str) -> datetime:
             text = f"{head}.{frac[:6]}{frac[digits:]}"
     try:
         parsed = datetime.fromisoformat(text)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError as exc:
         raise ProtocolError(f"unparseable timestamp {value!r}") from exc
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-05:00 lies past datetime.max in UTC
+        raise ProtocolError(f"timestamp {value!r} is out of range") from exc
 
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,19 +88,28 @@ def format_ts(value: datetime, style: str = "offset") -> str:
 # --------------------------------------------------------------------------- field conversions
 
 
+# Numbers the gateway cannot mean are refused, so they never reach state (bars, book, P&L) that would choke on them:
+# integers beyond what JSON carries exactly (ids, sizes, enums), and other numbers (prices, volumes, balances) that
+# are not finite or lie beyond any market's reach.
+MAX_WIRE_INT = 2**53
+MAX_WIRE_NUMBER = 1e12
+
+
 def _to_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("expected an integer")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise TypeError("expected an integer")
-        return int(value)
-    return value
+    if not -MAX_WIRE_INT <= value <= MAX_WIRE_INT:  # compared exactly, so a 400-digit integer cannot overflow
+        raise ValueError(f"integer not finite or beyond ±2**53: {value!r:.40}")
+    if isinstance(value, float) and not value.is_integer():
+        raise TypeError("expected an integer")
+    return int(value)
 
 
 def _to_num(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError("expected a finite number")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("expected a number")
+    if not -MAX_WIRE_NUMBER <= value <= MAX_WIRE_NUMBER:  # NaN fails both comparisons
+        raise ValueError(f"number not finite or beyond ±{MAX_WIRE_NUMBER:g}: {value!r:.40}")
     return float(value)
 
 
@@ -218,7 +226,7 @@ def from_wire(cls: type[T], data: Any) -> T:
             continue
         try:
             kwargs[f.attr] = f.decode(value)
-        except (TypeError, ValueError, ProtocolError) as exc:
+        except (TypeError, ValueError, OverflowError, ProtocolError) as exc:
             raise ProtocolError(f"{cls.__name__}: bad value for {f.wire!r}: {exc}") from exc
     return cls(**kwargs)
 
@@ -301,12 +309,26 @@ def unwrap_user_event(cls: type[T], payload: Any) -> tuple[UserAction, T]:
     return UserAction.UPDATED, from_wire(cls, payload)
 
 
-def decode_records(cls: type[T], payload: Any) -> list[T]:
-    """Decode a GatewayTrade/GatewayDepth payload: a list of records or one object; nulls skipped."""
+def decode_records(cls: type[T], payload: Any, on_error: Callable[[ProtocolError], Any] | None = None) -> list[T]:
+    """Decode a GatewayTrade/GatewayDepth payload: a list of records or one object; nulls skipped.
+
+    Records are decoded one by one: with `on_error`, a bad record is handed to it and the others are kept;
+    without, the first bad record raises.
+    """
     if payload is None:
         return []
     items: Iterable[Any] = payload if isinstance(payload, list) else [payload]
-    return [from_wire(cls, item) for item in items if item is not None]
+    records: list[T] = []
+    for index, item in enumerate(items):
+        if item is None:
+            continue
+        try:
+            records.append(from_wire(cls, item))
+        except ProtocolError as exc:
+            if on_error is None:
+                raise
+            on_error(ProtocolError(f"record {index}: {exc}"))
+    return records
 
 
 def market_event_args(contract_id: str, payload: Any) -> list[Any]:
@@ -315,9 +337,16 @@ def market_event_args(contract_id: str, payload: Any) -> list[Any]:
 
 
 def split_market_event(args: Any) -> tuple[str | None, Any]:
-    """Split market-hub arguments into (contractId, payload); a lone payload gives contractId None."""
-    if isinstance(args, list) and len(args) == 2 and isinstance(args[0], str):
-        return args[0], args[1]
-    if isinstance(args, list) and len(args) == 1:
-        return None, args[0]
-    return None, args
+    """Split market-hub arguments into (contractId, payload); a lone payload gives contractId None.
+
+    Any other layout (a contract id that is not a string, more arguments) is a ProtocolError.
+    """
+    if isinstance(args, list):
+        if len(args) == 2 and isinstance(args[0], str):
+            return args[0], args[1]
+        if len(args) == 1:
+            return None, args[0]
+    elif isinstance(args, Mapping):
+        return None, args
+    raise ProtocolError(f"market event: expected [contractId, payload], got {type(args).__name__}"
+                        f"{f' of {len(args)}' if isinstance(args, list) else ''}")
