@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import json
 import sys
 import threading
 import time
@@ -428,3 +429,34 @@ async def test_the_logged_quote_snapshot_is_what_was_sent(make_env):
         await env.sim.advance(1)
     await until(lambda: len(env.of("GatewayQuote")) == len(log) > 1, "the snapshot and a quote")
     assert from_wire(Quote, log[0][1][1]) == env.of("GatewayQuote")[0].data
+
+
+def _trade_record(price: float, *, kind: int = 0) -> dict[str, Any]:
+    return {"symbolId": "F.US.MNQ", "price": price, "timestamp": "2026-03-02T14:30:00+00:00", "type": kind, "volume": 1}
+
+
+async def test_one_bad_record_costs_only_itself_in_its_batch_and_its_frame(make_env, caplog):
+    """One frame of four SignalR records: a batch of 50 trades with one unknown aggressor side, a record that is not
+    JSON, an invocation without arguments, then a quote. The 49 good trades and the quote arrive; the three bad
+    records are counted once each, by kind, and logged."""
+    env = await make_env()
+    [conn] = env.sim.gateway.market_hub.connections
+    batch = [_trade_record(20000.0 + i * 0.25) for i in range(50)]
+    batch[17] = _trade_record(20000.0, kind=7)
+    quote = {"symbol": "F.US.MNQ", "lastPrice": 20001.0, "timestamp": "2026-03-02T14:30:01+00:00"}
+    records = [json.dumps({"type": 1, "target": "GatewayTrade", "arguments": [MNQ, batch]}),
+               '{"type": 1, "target": "Gat',
+               json.dumps({"type": 1, "target": "GatewayQuote"}),
+               json.dumps({"type": 1, "target": "GatewayQuote", "arguments": [MNQ, quote]})]
+    for record in records:  # queued together: the hub sends them as one frame
+        conn._push(record + "\x1e")
+
+    await until(lambda: env.of("GatewayQuote"), "the quote after the bad records")
+    [trades] = [e.data for e in env.of("GatewayTrade")]
+    assert [t.price for t in trades] == [r["price"] for i, r in enumerate(batch) if i != 17]
+    assert env.of("GatewayQuote")[0].data.last_price == 20001.0
+    assert env.rt.decode_errors == 3
+    assert env.rt.decode_errors_by_kind == {"market.GatewayTrade": 1, "market.frame": 2}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("record 17" in w for w in warnings) == 1 and sum("malformed record" in w for w in warnings) == 2
+    assert env.rt.connected("market")

@@ -1,9 +1,11 @@
 """HubLink: one SignalR hub through signalrcore, supervised on asyncio (keepalive, stale detection, reconnect).
 
 signalrcore is used only as the wire layer: its own reconnect is not configured (it hangs on outages
-longer than a moment). Frames arrive on signalrcore's receive thread; every message of a frame goes into
-one deque and the loop is woken once per frame (`call_soon_threadsafe`), so events, completions and pings
-reach asyncio in arrival order. Sends (invocations, pings) happen on the loop's thread.
+longer than a moment). Frames arrive on signalrcore's receive thread and are read record by record
+(hubframes.py: a malformed record is counted in `bad_records` and logged, the rest of its frame goes on);
+every message of a frame goes into one deque and the loop is woken once per frame (`call_soon_threadsafe`),
+so events, completions and pings reach asyncio in arrival order. Sends (invocations, pings) happen on the
+loop's thread.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from signalrcore.messages.message_type import MessageType
 from signalrcore.messages.ping_message import PingMessage
 
 from ..errors import ConnectionLostError, GatewayError, PxError, RequestTimeoutError
+from .hubframes import BadRecord, RecordByRecordJsonProtocol
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,7 @@ class HubLink:
         self.last_received = 0.0
         self.connects = 0
         self.last_error: str | None = None
+        self.bad_records = 0  # malformed SignalR records skipped (each counted and logged once)
 
     @property
     def connected(self) -> bool:
@@ -189,6 +193,7 @@ class HubLink:
             url = await self._negotiate(token)
         connection = (HubConnectionBuilder()
                       .with_url(url, options={"skip_negotiation": True})
+                      .with_hub_protocol(RecordByRecordJsonProtocol())
                       .configure_logging(logging.CRITICAL).build())
         opened = asyncio.Event()
         loop = self._loop
@@ -301,6 +306,9 @@ class HubLink:
         received = time.time()
         inbox = self._inbox
         for message in messages:
+            if isinstance(message, BadRecord):
+                inbox.append(("bad", message))
+                continue
             kind = message.type
             if kind is MessageType.invocation:
                 inbox.append(("event", (received, message.target, message.arguments)))
@@ -344,6 +352,9 @@ class HubLink:
             elif kind == "close":
                 log.info("%s hub: server closed the connection (%s)", self.name, item)
                 self._down.set()
+            elif kind == "bad":
+                self.bad_records += 1
+                log.warning("%s hub: skipped a malformed record (%s): %r", self.name, item.reason, item.excerpt)
         if events:
             self._deliver(stamp, events)
 

@@ -9,6 +9,7 @@ positions and account with the gateway's and reports what was missed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 USER, MARKET = "user", "market"
 _MARKET_FEEDS = {"quotes": "ContractQuotes", "trades": "ContractTrades", "depth": "ContractMarketDepth"}
+_MARKET_MODELS: dict[str, type] = {"GatewayQuote": Quote, "GatewayTrade": MarketTrade, "GatewayDepth": DepthEntry}
 _END = object()
 
 
@@ -82,7 +84,7 @@ class ProjectXRealtimeClient:
         self._state_callbacks: list[Callable[[ConnectionEvent], Any]] = []
         self._reconcile_callbacks: list[Callable[[int, ReconcileReport], Any]] = []
         self._queues: dict[str, list[asyncio.Queue[Any]]] = {USER: [], MARKET: []}
-        self.decode_errors = 0
+        self._decode_errors: dict[str, int] = {}  # by "hub.target": undecodable pushes and records
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -111,6 +113,20 @@ class ProjectXRealtimeClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
+
+    @property
+    def decode_errors_by_kind(self) -> dict[str, int]:
+        """Undecodable pushes and records by `hub.target`, plus malformed SignalR records as `hub.frame`."""
+        kinds = dict(self._decode_errors)
+        for hub, link in self.links.items():
+            if link.bad_records:
+                kinds[f"{hub}.frame"] = link.bad_records
+        return kinds
+
+    @property
+    def decode_errors(self) -> int:
+        """Everything that could not be decoded so far, each bad record counted once."""
+        return sum(self._decode_errors.values()) + sum(link.bad_records for link in self.links.values())
 
     def connected(self, hub: str) -> bool:
         return self.links[hub].connected
@@ -276,16 +292,26 @@ class ProjectXRealtimeClient:
         decode = self._decode_user if hub == USER else self._decode_market
 
         def handle(received: float, events: list[tuple[str, list[Any]]]) -> None:
-            for target, args in events:
+            for target, args in events:  # one by one: a bad push never costs the others of its frame
                 try:
                     event = decode(target, args, received)
                 except ProtocolError as exc:
-                    self.decode_errors += 1
-                    log.warning("%s hub: undecodable %s push (%s)", hub, target, exc)
+                    self._undecodable(hub, target, exc)
+                    continue
+                except Exception:
+                    self._undecodable(hub, target, None)
+                    log.exception("%s hub: decoding a %s push failed", hub, target)
                     continue
                 self._publish(hub, event, target)
 
         return handle
+
+    def _undecodable(self, hub: str, target: str, error: ProtocolError | None) -> None:
+        """Count one undecodable push or record (and log why, once)."""
+        kind = f"{hub}.{target}"
+        self._decode_errors[kind] = self._decode_errors.get(kind, 0) + 1
+        if error is not None:
+            log.warning("%s hub: undecodable %s (%s)", hub, target, error)
 
     def _decode_user(self, target: str, args: list[Any], received: float) -> HubEvent:
         model = USER_EVENT_MODELS.get(target)
@@ -298,15 +324,13 @@ class ProjectXRealtimeClient:
             state.apply(data, action)
         return HubEvent(USER, target, data, received, getattr(data, "contract_id", None), action)
 
-    @staticmethod
-    def _decode_market(target: str, args: list[Any], received: float) -> HubEvent:
+    def _decode_market(self, target: str, args: list[Any], received: float) -> HubEvent:
+        """A quote, or a batch of trades or depth entries decoded record by record (bad ones counted, skipped)."""
+        if target not in _MARKET_MODELS:
+            return HubEvent(MARKET, target, args, received)
         contract_id, payload = split_market_event(args)
         if target == "GatewayQuote":
             data: Any = from_wire(Quote, payload)
-        elif target == "GatewayTrade":
-            data = decode_records(MarketTrade, payload)
-        elif target == "GatewayDepth":
-            data = decode_records(DepthEntry, payload)
         else:
-            data = payload
+            data = decode_records(_MARKET_MODELS[target], payload, functools.partial(self._undecodable, MARKET, target))
         return HubEvent(MARKET, target, data, received, contract_id)
