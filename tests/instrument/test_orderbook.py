@@ -311,3 +311,16 @@ def test_replaying_the_simulator_depth_stream_reproduces_its_book() -> None:
     profile = book.get_volume_profile()
     assert profile.height > 0 and profile["volume"].min() > 0
     assert all(contract.on_grid(p) for p in profile["price"])
+
+
+@pytest.mark.parametrize("bad", [d(DomType.BID, 1.7e308, 5), d(DomType.ASK, float("nan"), 5),
+                                 d(DomType.BEST_BID, 100.0, 1e300), d(DomType.TRADE, float("-inf"), 3)],
+                         ids=["huge-price", "nan-price", "huge-size", "infinite-print"])
+def test_an_entry_no_book_can_hold_is_skipped_and_the_rest_of_its_batch_applies(book: OrderBook, bad) -> None:
+    book.apply_depth([d(DomType.BID, 99.25, 7), bad, d(DomType.BEST_ASK, 100.0, 4), d(DomType.TRADE, 100.0, 9, 1)])
+    assert book.stats()["rejected"] == 1
+    assert book.get_best_bid_ask() == (99.75, 100.0)  # the best ask crossed out the 100.00 bid, as if alone
+    assert levels(book, 4) == {"bid": [(99.75, 20), (99.5, 30), (99.25, 7)],
+                               "ask": [(100.0, 4), (100.25, 5), (100.5, 5), (100.75, 15)]}
+    assert book.get_volume_profile().rows() == [(100.0, 9)]
+    assert book.entries_applied == 6 + 3

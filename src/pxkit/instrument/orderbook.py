@@ -21,6 +21,7 @@ PROFILE_SCHEMA = {"price": pl.Float64, "volume": pl.Int64}
 
 # DomType values as plain ints: the hot loop compares against these (IntEnum == int is a C-level compare).
 _ASK, _BID, _BEST_ASK, _BEST_BID, _TRADE, _RESET, _LOW, _HIGH, _NEW_BEST_BID, _NEW_BEST_ASK, _FILL = range(1, 12)
+_MAX_EXACT = 2**53  # sizes and prices in ticks beyond this would not survive a float, nor fit a frame's Int64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,112 +76,120 @@ class OrderBook:
         self.fills = 0
         self.unknown = 0
         self.nulls = 0
+        self.rejected = 0  # entries whose price or volume no book can hold (not finite, absurdly large)
 
     # ------------------------------------------------------------------ updates
 
     def apply_depth(self, entries: Iterable[DepthEntry | None]) -> None:
-        """Apply one GatewayDepth batch in order (None records are skipped)."""
+        """Apply one GatewayDepth batch in order; None records and entries with a price or volume no book can hold
+        (NaN, infinite, beyond 2**53 ticks or contracts) are skipped and counted, the others all applied."""
         tick = self._tick
         bids, asks = self._bids, self._asks
         bb, ba = self._best_bid, self._best_ask
         bstale, astale = self._bid_stale, self._ask_stale
+        price_limit = _MAX_EXACT * tick
         applied = 0
         last = None
-        for e in entries:
-            if e is None:
-                self.nulls += 1
-                continue
-            applied += 1
-            last = e
-            k = e.type
-            if k in (_BID, _ASK):
-                t = round(e.price / tick)
-                v = e.volume
-                if k == _BID:
-                    if v > 0:
-                        bids[t] = v
-                        if not bstale and (bb is None or t > bb):
-                            bb = t
+        try:
+            for e in entries:
+                if e is None:
+                    self.nulls += 1
+                    continue
+                if not (-price_limit < e.price < price_limit and -_MAX_EXACT < e.volume < _MAX_EXACT):
+                    self.rejected += 1
+                    continue
+                applied += 1
+                last = e
+                k = e.type
+                if k in (_BID, _ASK):
+                    t = round(e.price / tick)
+                    v = e.volume
+                    if k == _BID:
+                        if v > 0:
+                            bids[t] = v
+                            if not bstale and (bb is None or t > bb):
+                                bb = t
+                        else:
+                            bids.pop(t, None)
+                            if t == bb:
+                                bstale = True
+                    elif v > 0:
+                        asks[t] = v
+                        if not astale and (ba is None or t < ba):
+                            ba = t
                     else:
+                        asks.pop(t, None)
+                        if t == ba:
+                            astale = True
+                elif k == _TRADE:
+                    t = round(e.price / tick)
+                    self._volume_at_price[t] = e.volume
+                    self.last_print_price = self._price(t)
+                    self.last_print_size = e.current_volume
+                    self.vap_updates += 1
+                elif k in (_BEST_BID, _NEW_BEST_BID):
+                    t = round(e.price / tick)
+                    v = e.volume
+                    if v <= 0:  # a best level with no size: treat as a removal
                         bids.pop(t, None)
-                        if t == bb:
-                            bstale = True
-                elif v > 0:
-                    asks[t] = v
-                    if not astale and (ba is None or t < ba):
-                        ba = t
-                else:
-                    asks.pop(t, None)
-                    if t == ba:
+                        bstale = True
+                        continue
+                    bids[t] = v
+                    if bstale:
+                        bb = max(bids)
+                    if bb is not None and bb > t:  # bids above the new best are stale
+                        for p in [p for p in bids if p > t]:
+                            del bids[p]
+                    bb, bstale = t, False
+                    if astale:
+                        ba, astale = (min(asks) if asks else None), False
+                    if ba is not None and ba <= t:  # asks crossed by the new best bid
+                        for p in [p for p in asks if p <= t]:
+                            del asks[p]
+                        ba = min(asks) if asks else None
+                elif k in (_BEST_ASK, _NEW_BEST_ASK):
+                    t = round(e.price / tick)
+                    v = e.volume
+                    if v <= 0:
+                        asks.pop(t, None)
                         astale = True
-            elif k == _TRADE:
-                t = round(e.price / tick)
-                self._volume_at_price[t] = e.volume
-                self.last_print_price = self._price(t)
-                self.last_print_size = e.current_volume
-                self.vap_updates += 1
-            elif k in (_BEST_BID, _NEW_BEST_BID):
-                t = round(e.price / tick)
-                v = e.volume
-                if v <= 0:  # a best level with no size: treat as a removal
-                    bids.pop(t, None)
-                    bstale = True
-                    continue
-                bids[t] = v
-                if bstale:
-                    bb = max(bids)
-                if bb is not None and bb > t:  # bids above the new best are stale
-                    for p in [p for p in bids if p > t]:
-                        del bids[p]
-                bb, bstale = t, False
-                if astale:
-                    ba, astale = (min(asks) if asks else None), False
-                if ba is not None and ba <= t:  # asks crossed by the new best bid
-                    for p in [p for p in asks if p <= t]:
-                        del asks[p]
-                    ba = min(asks) if asks else None
-            elif k in (_BEST_ASK, _NEW_BEST_ASK):
-                t = round(e.price / tick)
-                v = e.volume
-                if v <= 0:
-                    asks.pop(t, None)
-                    astale = True
-                    continue
-                asks[t] = v
-                if astale:
-                    ba = min(asks)
-                if ba is not None and ba < t:  # asks below the new best are stale
-                    for p in [p for p in asks if p < t]:
-                        del asks[p]
-                ba, astale = t, False
-                if bstale:
-                    bb, bstale = (max(bids) if bids else None), False
-                if bb is not None and bb >= t:  # bids crossed by the new best ask
-                    for p in [p for p in bids if p >= t]:
-                        del bids[p]
-                    bb = max(bids) if bids else None
-            elif k == _RESET:
-                bids.clear()
-                asks.clear()
-                self._volume_at_price.clear()  # the server resends the session's volume at price after a Reset
-                bb = ba = None
-                bstale = astale = False
-                self.resets += 1
-                logger.debug("order book reset for %s", self.contract.id)
-            elif k == _LOW:
-                self.session_low = self._price(round(e.price / tick))
-            elif k == _HIGH:
-                self.session_high = self._price(round(e.price / tick))
-            elif k == _FILL:
-                self.fills += 1
-            else:
-                self.unknown += 1
-        self._best_bid, self._best_ask = bb, ba
-        self._bid_stale, self._ask_stale = bstale, astale
-        self._sorted = None
-        self.entries_applied += applied
-        if last is not None:
-            self.last_update = last.timestamp
+                        continue
+                    asks[t] = v
+                    if astale:
+                        ba = min(asks)
+                    if ba is not None and ba < t:  # asks below the new best are stale
+                        for p in [p for p in asks if p < t]:
+                            del asks[p]
+                    ba, astale = t, False
+                    if bstale:
+                        bb, bstale = (max(bids) if bids else None), False
+                    if bb is not None and bb >= t:  # bids crossed by the new best ask
+                        for p in [p for p in bids if p >= t]:
+                            del bids[p]
+                        bb = max(bids) if bids else None
+                elif k == _RESET:
+                    bids.clear()
+                    asks.clear()
+                    self._volume_at_price.clear()  # the server resends the session's volume at price after a Reset
+                    bb = ba = None
+                    bstale = astale = False
+                    self.resets += 1
+                    logger.debug("order book reset for %s", self.contract.id)
+                elif k == _LOW:
+                    self.session_low = self._price(round(e.price / tick))
+                elif k == _HIGH:
+                    self.session_high = self._price(round(e.price / tick))
+                elif k == _FILL:
+                    self.fills += 1
+                else:
+                    self.unknown += 1
+        finally:  # whatever happens, the best-price trackers match the levels applied so far
+            self._best_bid, self._best_ask = bb, ba
+            self._bid_stale, self._ask_stale = bstale, astale
+            self._sorted = None
+            self.entries_applied += applied
+            if last is not None:
+                self.last_update = last.timestamp
 
     def apply_trade(self, trades: Iterable[MarketTrade | None]) -> None:
         """Record market prints (GatewayTrade) with their aggressor side."""
@@ -316,7 +325,8 @@ class OrderBook:
         """Counters and sizes, for health displays and tests."""
         return {
             "entries_applied": self.entries_applied, "resets": self.resets, "vap_updates": self.vap_updates,
-            "fills": self.fills, "unknown": self.unknown, "nulls": self.nulls, "trades_applied": self.trades_applied,
+            "fills": self.fills, "unknown": self.unknown, "nulls": self.nulls, "rejected": self.rejected,
+            "trades_applied": self.trades_applied,
             "bid_levels": len(self._bids), "ask_levels": len(self._asks),
             "profile_prices": len(self._volume_at_price), "retained_trades": len(self._trades),
         }
