@@ -292,3 +292,23 @@ def test_bars_from_the_simulated_trade_stream_match_the_gateway_history() -> Non
         expected = sim.market.bars(MNQ, start, end, now_us, BarUnit.MINUTE, minutes, False)
         assert len(expected) == (end - start) // width >= 1, name
         assert built == expected, name
+
+
+@pytest.mark.parametrize(("price", "size", "stamp"), [
+    (1e300, 1, T0), (20000.0, 1e21, T0), (float("nan"), 1, T0), (20000.0, float("inf"), T0), (20000.0, -3, T0),
+    (20000.0, 1, datetime(9999, 12, 31, 23, 59, tzinfo=UTC)), (20000.0, 1, datetime(1, 1, 1, tzinfo=UTC)),
+], ids=["huge-price", "huge-size", "nan-price", "infinite-size", "negative-size", "year-9999", "year-1"])
+def test_a_trade_no_bar_can_hold_is_refused_and_every_frame_stays_readable(price, size, stamp) -> None:
+    bars = MultiTimeframeBars(["1sec", "1min", "1day"], 0.25)
+    single = BarSeries("1day", 10, 0.25)
+    quote_refused = price != 20000.0 or stamp != T0  # a quote carries no size: only its price and time count
+    for book in (bars, single):
+        book.on_trade(20000.0, 2, T0)
+        assert book.on_trade(price, size, stamp) == []
+        book.on_quote(price, stamp)
+        book.on_trade(20001.0, 3, T0 + timedelta(seconds=1))
+        assert book.rejected == 1 + quote_refused and book.last_price == 20001.0
+    for name in bars:
+        frame = bars.frame(name, include_forming=True)
+        assert frame.schema == BAR_SCHEMA and frame["volume"].sum() == 5 and frame["high"].max() == 20001.0
+    assert single.frame(include_forming=True)["volume"].to_list() == [5]

@@ -30,8 +30,22 @@ _UNITS = {
 }
 _SUFFIX = {BarUnit.SECOND: "sec", BarUnit.MINUTE: "min", BarUnit.HOUR: "hr", BarUnit.DAY: "day"}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
+# Trades no bar can hold are refused (counted in `rejected`): prices beyond 2**53 ticks or not finite, sizes below
+# 0 or beyond 2**31 contracts, times outside 1900-9000 (a trading day's bounds must exist as datetimes).
+_MAX_TICKS = 2**53
+_MAX_SIZE = 2**31
+_MIN_US, _MAX_US = to_us(datetime(1900, 1, 1, tzinfo=UTC)), to_us(datetime(9000, 1, 1, tzinfo=UTC))
 
 Event = tuple[Literal["closed", "updated"], Bar]
+
+
+def _refused(price: float, size: float, t: int, price_limit: float, where: str) -> bool:
+    """True (and logged) for a trade or quote no bar can hold; NaN fails every comparison, so it is refused too."""
+    if -price_limit < price < price_limit and 0 <= size <= _MAX_SIZE and _MIN_US <= t < _MAX_US:
+        return False
+    _log.warning("%s: refused a trade or quote no bar can hold (price %r, size %r, time %d us)", where, price, size, t)
+    return True
+
 _Raw = tuple[int, int, int, int, int, float]  # bucket start (us), open, high, low, close (ticks), volume
 
 
@@ -79,9 +93,9 @@ class BarSeries:
       `last_price`. Per trade the work is a few integer compares; polars is touched only by `frame()`.
     """
 
-    __slots__ = ("_c", "_decimals", "_dyadic", "_end", "_h", "_l", "_last", "_live", "_o", "_open", "_ring",
-                 "_start", "_start_dt", "_t", "_v", "_width", "day_start", "day_tz", "late", "late_volume",
-                 "max_bars", "tick_size", "timeframe")
+    __slots__ = ("_c", "_decimals", "_dyadic", "_end", "_h", "_l", "_last", "_live", "_o", "_open", "_price_limit",
+                 "_ring", "_start", "_start_dt", "_t", "_v", "_width", "day_start", "day_tz", "late", "late_volume",
+                 "max_bars", "rejected", "tick_size", "timeframe")
 
     def __init__(self, timeframe: str | Timeframe, max_bars: int, tick_size: float, *, day_start: time = time(18, 0),
                  day_tz: str = "America/New_York") -> None:
@@ -98,6 +112,7 @@ class BarSeries:
         self.tick_size = float(tick_size)
         self.day_start = day_start
         self._decimals = tick_decimals(self.tick_size)
+        self._price_limit = _MAX_TICKS * self.tick_size
         den = self.tick_size.as_integer_ratio()[1]
         self._dyadic = den & (den - 1) == 0 and den <= 1 << 16  # ticks * 0.25 is exact: no rounding needed
         self._width = 0 if self.timeframe.unit is BarUnit.DAY else self.timeframe.seconds * 1_000_000
@@ -110,6 +125,7 @@ class BarSeries:
         self._last: tuple[int, int] | None = None  # (price in ticks, us) of the last trade or quote
         self.late = 0
         self.late_volume: float = 0
+        self.rejected = 0  # trades and quotes refused (see _refused)
 
     # ------------------------------------------------------------------ alignment
 
@@ -168,9 +184,15 @@ class BarSeries:
         return raw
 
     def on_trade(self, price: float, size: float, ts: datetime | int) -> list[Event]:
-        """Apply one trade (exchange timestamp); returns ("closed", bar) if a bar closed, then ("updated", bar)."""
-        p = round(price / self.tick_size)
+        """Apply one trade (exchange timestamp); returns ("closed", bar) if a bar closed, then ("updated", bar).
+
+        A trade no bar can hold (see `_refused`) is counted in `rejected` and changes nothing.
+        """
         t = to_us(ts)
+        if _refused(price, size, t, self._price_limit, self.timeframe.name):
+            self.rejected += 1
+            return []
+        p = round(price / self.tick_size)
         self._last = (p, t)
         closed = self.add(p, size, t)
         if closed is False:
@@ -182,7 +204,11 @@ class BarSeries:
 
     def on_quote(self, price: float, ts: datetime | int) -> None:
         """Record the last price of a quote; bars (high, low, volume) are built from trades only."""
-        self._last = (round(price / self.tick_size), to_us(ts))
+        t = to_us(ts)
+        if _refused(price, 0, t, self._price_limit, self.timeframe.name):
+            self.rejected += 1
+            return
+        self._last = (round(price / self.tick_size), t)
 
     def close_due(self, now_ts: datetime | int) -> list[Bar]:
         """Close the forming bar if its bucket ended at or before now (pass exchange/gateway time, not ahead)."""
@@ -332,10 +358,12 @@ class MultiTimeframeBars:
         for tf in parsed:
             self.series.setdefault(tf.name, BarSeries(tf, max_bars, tick_size, day_start=day_start, day_tz=day_tz))
         self.tick_size = float(tick_size)
+        self._price_limit = _MAX_TICKS * self.tick_size
         self._fanout = [(name, s.add, s._bar) for name, s in self.series.items()]
         self._decimals = tick_decimals(self.tick_size)
         self._last_p: int | None = None  # last trade or quote: price in ticks, time in us
         self._last_t = 0
+        self.rejected = 0  # trades and quotes refused (see _refused), for every timeframe at once
 
     def __getitem__(self, timeframe: str | Timeframe) -> BarSeries:
         name = Timeframe.parse(timeframe).name
@@ -351,9 +379,15 @@ class MultiTimeframeBars:
         return len(self.series)
 
     def on_trade(self, price: float, size: float, ts: datetime | int) -> list[tuple[str, Bar]]:
-        """Apply one trade to every timeframe; returns the bars it closed, in timeframe order."""
-        p = round(price / self.tick_size)
+        """Apply one trade to every timeframe; returns the bars it closed, in timeframe order.
+
+        A trade no bar can hold (see `_refused`) is counted in `rejected` and changes nothing.
+        """
         t = ts if type(ts) is int else to_us(ts)
+        if _refused(price, size, t, self._price_limit, "bars"):
+            self.rejected += 1
+            return []
+        p = round(price / self.tick_size)
         self._last_p = p
         self._last_t = t
         closed: list[tuple[str, Bar]] = []
@@ -365,8 +399,12 @@ class MultiTimeframeBars:
 
     def on_quote(self, price: float, ts: datetime | int) -> None:
         """Record the last price of a quote; bars (high, low, volume) are built from trades only."""
+        t = to_us(ts)
+        if _refused(price, 0, t, self._price_limit, "bars"):
+            self.rejected += 1
+            return
         self._last_p = round(price / self.tick_size)
-        self._last_t = to_us(ts)
+        self._last_t = t
 
     @property
     def last_price(self) -> float | None:
