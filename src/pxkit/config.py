@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ ENV_URLS = {"api_url": "PROJECT_X_API_URL", "user_hub_url": "PROJECT_X_USER_HUB_
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """An int or float that is not a bool and not NaN."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class ProjectXConfig:
     retry_attempts: int = 5  # attempts per call for transient errors (1 = no retry)
     retry_base_delay: float = 0.5  # seconds; doubles per attempt, with jitter
     retry_max_delay: float = 30.0
+    max_retry_after: float = 30.0  # seconds; a longer (or infinite) Retry-After from the server waits only this long
     breaker_failure_threshold: int = 5  # consecutive transient failures that open the circuit
     breaker_reset_timeout: float = 60.0  # seconds the circuit stays open before one trial call
     verify_orders: bool = False  # look a placed order up before place_order returns
@@ -51,10 +54,12 @@ class ProjectXConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string")
-        for name in ("timeout", "token_refresh_buffer", "retry_base_delay", "retry_max_delay",
+        for name in ("timeout", "token_refresh_buffer", "retry_base_delay", "retry_max_delay", "max_retry_after",
                      "breaker_reset_timeout"):
             if not _is_number(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a number >= 0")
+        if not math.isfinite(self.max_retry_after):
+            raise ConfigError("max_retry_after must be a finite number of seconds")
         for name in ("retry_attempts", "breaker_failure_threshold"):
             value = getattr(self, name)
             if not _is_number(value) or not float(value).is_integer() or value < 1:

@@ -25,6 +25,7 @@ from pxkit.sim.ratelimit import Limit
 
 LOGIN, VALIDATE, ACCOUNTS = "/api/Auth/loginKey", "/api/Auth/validate", "/api/Account/search"
 PLACE, CANCEL, CLOSE = "/api/Order/place", "/api/Order/cancel", "/api/Position/closeContract"
+PARTIAL = "/api/Position/partialCloseContract"
 FAST_RETRY = {"retry_attempts": 6, "retry_base_delay": 0.05, "retry_max_delay": 0.5}
 
 
@@ -237,7 +238,8 @@ async def test_place_order_after_a_fault_places_exactly_once(
 
 
 @pytest.mark.parametrize("path", [CANCEL, CLOSE])
-async def test_a_mutation_that_may_have_been_processed_is_not_retried(sim: SimServer, path: str) -> None:
+async def test_a_lost_cancel_or_close_is_looked_up_not_resent(sim: SimServer, path: str) -> None:
+    """The gateway acted, the answer was lost: the open orders / positions show it is done, nothing is sent again."""
     async with client(sim, **FAST_RETRY) as px:
         if path == CANCEL:
             placed = await px.place_order("MNQ", "buy", 1, order_type=OrderType.LIMIT, limit_price=15000.0)
@@ -246,11 +248,20 @@ async def test_a_mutation_that_may_have_been_processed_is_not_retried(sim: SimSe
             await px.place_order("MNQ", "buy", 1)
             action = px.close_position("MNQ")
         sim.faults.lose_next_responses(1, path)
-        with pytest.raises(TransportError) as caught:
-            await action
-        assert caught.value.maybe_processed is True
+        assert await action is None
         assert hits(sim, path) == 1 and hits(sim, path, 0) == 1
         assert await px.search_open_orders() == [] and await px.search_open_positions() == []  # it did act
+
+
+async def test_a_partial_close_whose_answer_was_lost_is_never_sent_twice(sim: SimServer) -> None:
+    async with client(sim, **FAST_RETRY) as px:
+        await px.place_order("MNQ", "buy", 3)
+        sim.faults.lose_next_responses(1, PARTIAL)
+        with pytest.raises(TransportError) as caught:
+            await px.partially_close_position("MNQ", 1)
+        assert caught.value.maybe_processed is True
+        assert hits(sim, PARTIAL) == 1 and hits(sim, PARTIAL, 0) == 1
+        assert [p.size for p in await px.search_open_positions()] == [2]  # reduced once
 
 
 async def test_business_errors_are_not_retried_and_do_not_trip_the_breaker(sim: SimServer) -> None:

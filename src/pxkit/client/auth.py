@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import AuthenticationError, GatewayError, TransportError
+from ..errors import AuthenticationError, GatewayError, ProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,14 @@ def token_expiry(token: str) -> float | None:
         return float(claims["exp"])
     except (IndexError, KeyError, TypeError, ValueError):
         return None
+
+
+def _token_in(path: str, body: dict[str, Any], key: str) -> str:
+    """The token under `key` of a successful answer; anything but a printable ASCII word is a ProtocolError."""
+    token = body.get(key)
+    if not isinstance(token, str) or not token.isascii() or not token.isprintable() or not token or " " in token:
+        raise ProtocolError(f"{path}: answer has no usable {key!r} (got {type(token).__name__})")
+    return token
 
 
 class TokenManager:
@@ -100,25 +108,23 @@ class TokenManager:
 
     async def _login(self) -> None:
         body = await self._post(LOGIN_PATH, {"userName": self._username, "apiKey": self._api_key}, None)
-        token = body.get("token")
-        if not body.get("success") or not token:
-            raise AuthenticationError(f"login refused for user {self._username!r}: errorCode {body.get('errorCode')}"
-                                      f" {body.get('errorMessage') or ''}".rstrip(), body.get("errorCode"))
-        self._install(token, replaced=self.logins > 0)
+        if body.get("success") is not True:
+            code = body.get("errorCode")
+            code = code if isinstance(code, int) and not isinstance(code, bool) else None
+            message = body.get("errorMessage")
+            raise AuthenticationError(f"login refused for user {self._username!r}: errorCode {code}"
+                                      f" {message if isinstance(message, str) else ''}".rstrip(), code)
+        self._install(_token_in(LOGIN_PATH, body, "token"), replaced=self.logins > 0)
         self.logins += 1
 
     async def _refresh(self) -> None:
         try:
-            body = await self._post(VALIDATE_PATH, None, self._token)
-        except (AuthenticationError, GatewayError, TransportError) as exc:
+            token = _token_in(VALIDATE_PATH, await self._post(VALIDATE_PATH, None, self._token), "newToken")
+        except (AuthenticationError, GatewayError, ProtocolError, TransportError) as exc:
             log.info("token refresh through validate failed (%s); logging in again", type(exc).__name__)
             await self._login()
             return
-        token = body.get("newToken")
-        if body.get("success") and token:
-            self._install(token, replaced=True)
-        else:
-            await self._login()
+        self._install(token, replaced=True)
 
     def _install(self, token: str, *, replaced: bool) -> None:
         self._token = token

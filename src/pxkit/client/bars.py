@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from ..codec import decode_list, format_ts
+from ..codec import format_ts
 from ..enums import BarUnit
 from ..errors import InputError
 from ..models import Bar
@@ -23,7 +23,7 @@ _UNIT_NAMES = {
     "w": BarUnit.WEEK, "week": BarUnit.WEEK, "mo": BarUnit.MONTH, "month": BarUnit.MONTH,
 }
 
-Post = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+FetchPage = Callable[[dict[str, Any]], Awaitable[list[Bar]]]  # a retrieveBars body -> the bars of its answer
 
 
 def _whole(value: object) -> bool:
@@ -57,8 +57,8 @@ def bars_frame(bars: list[Bar]) -> pl.DataFrame:
     )
 
 
-async def fetch_bars(post: Post, contract_id: str, start: datetime, end: datetime, unit: BarUnit, unit_number: int,
-                     limit: int | None, partial: bool) -> list[Bar]:
+async def fetch_bars(fetch_page: FetchPage, contract_id: str, start: datetime, end: datetime, unit: BarUnit,
+                     unit_number: int, limit: int | None, partial: bool) -> list[Bar]:
     """Every bar of [start, end) (the newest `limit` when given), ascending, each once.
 
     The gateway answers newest first and at most 20,000 bars a request, so pages walk backwards by
@@ -74,10 +74,9 @@ async def fetch_bars(post: Post, contract_id: str, start: datetime, end: datetim
     cursor = end
     while True:
         want = MAX_BARS_PER_REQUEST if limit is None else min(MAX_BARS_PER_REQUEST, limit - len(seen))
-        body = await post({"contractId": contract_id, "live": False, "startTime": format_ts(start),
-                           "endTime": format_ts(cursor), "unit": int(unit), "unitNumber": unit_number,
-                           "limit": want, "includePartialBar": partial})
-        page = decode_list(Bar, body, "bars")
+        page = await fetch_page({"contractId": contract_id, "live": False, "startTime": format_ts(start),
+                                 "endTime": format_ts(cursor), "unit": int(unit), "unitNumber": unit_number,
+                                 "limit": want, "includePartialBar": partial})
         fresh = [b for b in page if b.timestamp not in seen and start <= b.timestamp < end]
         seen.update((b.timestamp, b) for b in fresh)
         oldest = min((b.timestamp for b in page), default=None)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import polars as pl
@@ -18,22 +18,31 @@ from ..enums import BarUnit, OrderSide, OrderType
 from ..errors import (
     ConfigError,
     ContractNotFoundError,
+    GatewayError,
     InputError,
     InstrumentNotFoundError,
     OrderNotFoundError,
     OrderRejectedError,
+    OrderStateUnknownError,
+    PositionNotFoundError,
+    ProtocolError,
+    PxError,
     TransportError,
 )
-from ..models import Account, Contract, Order, Position, Trade
+from ..models import Account, Bar, Contract, Order, PlaceOrderRequest, Position, Trade
+from .answers import HISTORY_PATH, order_id_in
 from .auth import TokenManager
 from .bars import bar_unit, bars_frame, fetch_bars, utc, window
 from .instruments import is_contract_id, normalise, pick_contract
 from .orders import PlacedOrder, build_order_request, is_positive_number
-from .transport import HISTORY_PATH, GatewayTransport
+from .transport import GatewayTransport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TAG_LOOKBACK = timedelta(days=1)  # how far back a lost order is looked for by its tag
+PLACE_PATH, CANCEL_PATH = "/api/Order/place", "/api/Order/cancel"
+CLOSE_PATH, PARTIAL_CLOSE_PATH = "/api/Position/closeContract", "/api/Position/partialCloseContract"
 
 
 class ProjectX:
@@ -80,11 +89,19 @@ class ProjectX:
     async def _post(self, path: str, body: dict[str, Any] | None = None, *, idempotent: bool = True) -> dict[str, Any]:
         return await self.transport.post(path, body, idempotent=idempotent)
 
+    async def _read(self, path: str, body: dict[str, Any] | None, decode: Callable[[dict[str, Any]], T]) -> T:
+        """POST a read and decode its answer; an answer that does not decode is a ProtocolError naming `path`."""
+        answer = await self._post(path, body)
+        try:
+            return decode(answer)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{path}: {exc}") from exc
+
     # ------------------------------------------------------------------ session and accounts
 
     async def authenticate(self) -> Account:
         """Log in and select the configured account (or the first one that can trade)."""
-        await self.transport.tokens.get()
+        await self.transport.token()
         accounts = await self.list_accounts()
         if self.config.account_name:
             return await self.select_account(self.config.account_name)
@@ -98,8 +115,8 @@ class ProjectX:
         return self.account
 
     async def list_accounts(self, only_active: bool = True) -> list[Account]:
-        body = await self._post("/api/Account/search", {"onlyActiveAccounts": only_active})
-        return decode_list(Account, body, "accounts")
+        return await self._read("/api/Account/search", {"onlyActiveAccounts": only_active},
+                                lambda answer: decode_list(Account, answer, "accounts"))
 
     async def select_account(self, name_or_id: str | int, *, accounts: list[Account] | None = None) -> Account:
         """Use this account by default: an exact id, or a case-insensitive name."""
@@ -121,8 +138,8 @@ class ProjectX:
     # ------------------------------------------------------------------ instruments and history
 
     async def search_instruments(self, text: str, live: bool = False) -> list[Contract]:
-        body = await self._post("/api/Contract/search", {"searchText": text, "live": live})
-        return decode_list(Contract, body, "contracts")
+        return await self._read("/api/Contract/search", {"searchText": text, "live": live},
+                                lambda answer: decode_list(Contract, answer, "contracts"))
 
     async def get_instrument(self, symbol: str) -> Contract:
         """The contract for a ticker (`MNQ`, `NQ`, `ES`...), a contract name (`MNQH6`) or a contract id (cached)."""
@@ -134,8 +151,8 @@ class ProjectX:
             return cached
         if is_contract_id(symbol):
             try:
-                contract = decode_contract_by_id(await self._post("/api/Contract/searchById",
-                                                                  {"contractId": symbol.strip()}))
+                contract = await self._read("/api/Contract/searchById", {"contractId": symbol.strip()},
+                                            decode_contract_by_id)
             except ContractNotFoundError:
                 contract = None
         else:
@@ -158,10 +175,10 @@ class ProjectX:
         start, end = window(days, start_time, end_time, self.gateway_now())
         contract = await self.get_instrument(symbol)
 
-        async def post(body: dict[str, Any]) -> dict[str, Any]:
-            return await self._post(HISTORY_PATH, body)
+        async def page(body: dict[str, Any]) -> list[Bar]:
+            return await self._read(HISTORY_PATH, body, lambda answer: decode_list(Bar, answer, "bars"))
 
-        bars = await fetch_bars(post, contract.id, start, end, bar_kind, interval, limit, partial)
+        bars = await fetch_bars(page, contract.id, start, end, bar_kind, interval, limit, partial)
         return bars_frame(bars)
 
     # ------------------------------------------------------------------ orders
@@ -181,39 +198,60 @@ class ProjectX:
             stop_price=stop_price, trail_price=trail_price, stop_loss_ticks=stop_loss_ticks,
             take_profit_ticks=take_profit_ticks, stop_loss_type=stop_loss_type,
             take_profit_type=take_profit_type, custom_tag=custom_tag, round_to_tick=round_to_tick)
+        order_id = await self._place_once(to_wire(request, omit_none=True), request)
         tag = request.custom_tag or ""
-        order_id = await self._place_once(to_wire(request, omit_none=True), request.account_id, tag)
         placed = PlacedOrder(order_id, tag, contract.id)
         if self.config.verify_orders if verify is None else verify:
             order = await self._find_order(request.account_id, lambda o: o.id == order_id)
             if order is None:
-                raise OrderNotFoundError("/api/Order/place", 0, f"placed order {order_id} was not found")
+                raise OrderNotFoundError(PLACE_PATH, 0, f"placed order {order_id} was not found")
             placed = PlacedOrder(order_id, tag, contract.id, order)
         return placed
 
-    async def _place_once(self, body: dict[str, Any], account_id: int, tag: str) -> int:
-        """Send Order/place; after an answer that may have been lost, look the tag up before sending again."""
+    async def _place_once(self, body: dict[str, Any], request: PlaceOrderRequest) -> int:
+        """Send Order/place; whenever the order may exist, look its tag up before anything else.
+
+        A send is repeated (same tag) only after the look-up found nothing and the failure was a lost answer;
+        when the order may exist and nothing tells, OrderStateUnknownError carries the tag.
+        """
+        tag = request.custom_tag or ""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return int((await self._post("/api/Order/place", body, idempotent=False))["orderId"])
+                return order_id_in(PLACE_PATH, await self._post(PLACE_PATH, body, idempotent=False))
             except TransportError as exc:
-                if not exc.maybe_processed:  # surely never arrived, and already retried by the transport
+                if not exc.maybe_processed:  # its connection was never made, even after the transport's retries
                     raise
-                log.warning("placing order %s: %s; looking the tag up before any retry", tag, type(exc).__name__)
-                failure: Exception = exc
-            except OrderRejectedError as exc:  # a duplicate tag means an earlier attempt did arrive
-                if attempt == 1:
-                    raise
+                failure: PxError = exc
+            except ProtocolError as exc:  # the gateway answered, but unreadably: the order may exist
                 failure = exc
-            found = await self._find_order(account_id, lambda o: o.custom_tag == tag)
+            except OrderRejectedError as exc:
+                if attempt == 1:  # sent once (the transport resends a mutation only when it never connected),
+                    raise         # so a refused tag here was reused by the caller
+                failure = exc  # how a reused customTag is refused: an earlier send did arrive
+            log.warning("placing order %s: %s; looking the tag up before anything else", tag, type(failure).__name__)
+            found = await self._look_up_tag(request, failure)
             if found is not None:
                 log.info("order %s reached the gateway as id %d; not sending it again", tag, found.id)
                 return found.id
-            if isinstance(failure, OrderRejectedError) or not self.transport.retry.should_retry(attempt, failure):
+            if isinstance(failure, OrderRejectedError):
                 raise failure
+            if isinstance(failure, ProtocolError) or not self.transport.retry.should_retry(attempt, failure):
+                raise OrderStateUnknownError(f"order {tag} may be live: {failure}; its tag was not found (yet)",
+                                             custom_tag=tag) from failure
             await asyncio.sleep(self.transport.retry.delay(attempt, failure))
+
+    async def _look_up_tag(self, request: PlaceOrderRequest, failure: PxError) -> Order | None:
+        """The order carrying the request's tag (same contract and side), or None; OrderStateUnknownError
+        when the look-up itself fails."""
+        tag = request.custom_tag or ""
+        try:
+            return await self._find_order(request.account_id, lambda o: (
+                o.custom_tag == tag and o.contract_id == request.contract_id and o.side is request.side))
+        except PxError as exc:
+            raise OrderStateUnknownError(f"order {tag} may be live: {failure}; looking its tag up failed too: {exc}",
+                                         custom_tag=tag) from exc
 
     async def _find_order(self, account_id: int, match: Callable[[Order], bool]) -> Order | None:
         start = self.gateway_now() - TAG_LOOKBACK
@@ -236,44 +274,92 @@ class ProjectX:
         await self._post("/api/Order/modify", body)
 
     async def cancel_order(self, order_id: int, *, account_id: int | None = None) -> None:
-        await self._post("/api/Order/cancel", {"accountId": self._account_id(account_id), "orderId": order_id},
-                         idempotent=False)
+        """Cancel a working order; after an answer that may have been lost, the open orders decide: the order
+        is gone (done) or still working (cancelled again). An order that ended meanwhile counts as done."""
+        account = self._account_id(account_id)
+
+        async def working() -> bool:
+            return any(o.id == order_id for o in await self.search_open_orders(account_id=account))
+
+        await self._until_done(CANCEL_PATH, {"accountId": account, "orderId": order_id}, working,
+                               OrderNotFoundError)
 
     async def search_orders(self, start: datetime | None = None, end: datetime | None = None, *,
                             account_id: int | None = None) -> list[Order]:
         """Orders created in [start, end] (default: the last day of gateway time)."""
-        body = self._window(start, end, account_id)
-        return decode_list(Order, await self._post("/api/Order/search", body), "orders")
+        return await self._read("/api/Order/search", self._window(start, end, account_id),
+                                lambda answer: decode_list(Order, answer, "orders"))
 
     async def search_open_orders(self, *, account_id: int | None = None) -> list[Order]:
-        body = await self._post("/api/Order/searchOpen", {"accountId": self._account_id(account_id)})
-        return decode_list(Order, body, "orders")
+        return await self._read("/api/Order/searchOpen", {"accountId": self._account_id(account_id)},
+                                lambda answer: decode_list(Order, answer, "orders"))
 
     # ------------------------------------------------------------------ positions and trades
 
     async def search_open_positions(self, *, account_id: int | None = None) -> list[Position]:
-        body = await self._post("/api/Position/searchOpen", {"accountId": self._account_id(account_id)})
-        return decode_list(Position, body, "positions")
+        return await self._read("/api/Position/searchOpen", {"accountId": self._account_id(account_id)},
+                                lambda answer: decode_list(Position, answer, "positions"))
 
     async def close_position(self, symbol: str, *, account_id: int | None = None) -> None:
-        """Flatten the position in a contract with a market order."""
+        """Flatten the position in a contract with a market order; after an answer that may have been lost, the
+        open positions decide: flat (done) or still open (closed again, which cannot overshoot flat)."""
         contract = await self.get_instrument(symbol)
-        await self._post("/api/Position/closeContract",
-                         {"accountId": self._account_id(account_id), "contractId": contract.id}, idempotent=False)
+        account = self._account_id(account_id)
+
+        async def still_open() -> bool:
+            return any(p.contract_id == contract.id and p.size for p in
+                       await self.search_open_positions(account_id=account))
+
+        await self._until_done(CLOSE_PATH, {"accountId": account, "contractId": contract.id}, still_open,
+                               PositionNotFoundError)
 
     async def partially_close_position(self, symbol: str, size: int, *, account_id: int | None = None) -> None:
+        """Reduce a position by `size`. Never repeated: after a lost answer the TransportError
+        (`maybe_processed=True`) reaches the caller, since a second partial close would reduce it twice."""
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
         contract = await self.get_instrument(symbol)
-        await self._post("/api/Position/partialCloseContract",
+        await self._post(PARTIAL_CLOSE_PATH,
                          {"accountId": self._account_id(account_id), "contractId": contract.id, "size": size},
                          idempotent=False)
 
     async def search_trades(self, start: datetime | None = None, end: datetime | None = None, *,
                             account_id: int | None = None) -> list[Trade]:
         """The account's fills in [start, end] (default: the last day of gateway time)."""
-        body = self._window(start, end, account_id)
-        return decode_list(Trade, await self._post("/api/Trade/search", body), "trades")
+        return await self._read("/api/Trade/search", self._window(start, end, account_id),
+                                lambda answer: decode_list(Trade, answer, "trades"))
+
+    async def _until_done(self, path: str, body: dict[str, Any], pending: Callable[[], Awaitable[bool]],
+                          gone: type[GatewayError]) -> None:
+        """Send a command that is harmless to repeat; after an answer that may have been lost, send it again only
+        while `pending()` says the gateway still needs it. `gone` (nothing left to act on) ends a repeat."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._post(path, body, idempotent=False)
+                return
+            except TransportError as exc:
+                if not exc.maybe_processed:
+                    raise
+                failure: PxError = exc
+            except ProtocolError as exc:
+                failure = exc
+            except gone:
+                if attempt == 1:
+                    raise
+                return  # an earlier send did it, or it ended meanwhile
+            try:
+                needed = await pending()
+            except PxError as exc:
+                raise failure from exc
+            if not needed:
+                log.info("%s: the answer was lost but the gateway did it", path)
+                return
+            if attempt >= self.transport.retry.attempts:
+                raise failure
+            log.warning("%s: the answer was lost and it is still needed; sending it again", path)
+            await asyncio.sleep(self.transport.retry.delay(attempt, failure))
 
     def _window(self, start: datetime | None, end: datetime | None, account_id: int | None) -> dict[str, Any]:
         """Body of Order/search and Trade/search; the window starts a day back in gateway time by default."""

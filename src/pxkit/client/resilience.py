@@ -48,17 +48,25 @@ class RateLimiter:
         """Wait until a request to `endpoint` fits its window and count it; returns the seconds waited."""
         return (await self.take(endpoint)).waited
 
-    async def take(self, endpoint: str) -> Slot:
-        """Like `acquire`, returning the slot so that `settle` can restamp it when the answer arrives."""
+    async def take(self, endpoint: str, *, urgent: bool = False) -> Slot:
+        """Like `acquire`, returning the slot so that `settle` can restamp it when the answer arrives.
+
+        An `urgent` request (one that reduces risk) is counted but never waits, neither for a full window
+        nor for a `push_back` embargo.
+        """
         kind = self.classify(endpoint)
         if kind not in self.limits:
             return Slot(None, 0.0)
+        if urgent:
+            stamp = [self.clock()]
+            self._sent[kind].append(stamp)
+            return Slot(stamp, 0.0)
         requests, seconds = self.limits[kind]
         window = seconds + self.margin
-        sent = self._sent[kind]
         waited = 0.0
         async with self._locks.setdefault(kind, asyncio.Lock()):  # first come, first served
             while True:
+                sent = self._sent[kind]  # read again after each pause: a push_back may have replaced it
                 now = self.clock()
                 while sent and sent[0][0] <= now - window:
                     sent.popleft()

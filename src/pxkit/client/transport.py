@@ -13,88 +13,43 @@ from typing import Any
 import httpx
 
 from ..config import ProjectXConfig
-from ..enums import (
-    BarsError,
-    ClosePositionError,
-    ContractError,
-    ModifyOrderError,
-    PartialCloseError,
-    PlaceOrderError,
-    SearchError,
-)
 from ..errors import (
-    AccountNotFoundError,
-    AuthenticationError,
     ConnectionLostError,
-    ContractNotFoundError,
-    GatewayError,
-    InsufficientFundsError,
-    InvalidRequestError,
-    OrderNotFoundError,
-    OrderRejectedError,
-    PositionNotFoundError,
     ProtocolError,
     PxError,
     RateLimitError,
     RequestTimeoutError,
-    ServerError,
     TransportError,
 )
-from .auth import LOGIN_PATH, TokenManager
+from ..loops import on_loop
+from .answers import HISTORY_PATH, read_answer
+from .auth import TokenManager
 from .resilience import CircuitBreaker, RateLimiter, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-HISTORY_PATH = "/api/History/retrieveBars"
-_SEARCHES = {int(SearchError.ACCOUNT_NOT_FOUND): AccountNotFoundError}
-_ORDER_CHANGES = {int(ModifyOrderError.ACCOUNT_NOT_FOUND): AccountNotFoundError,
-                  int(ModifyOrderError.ORDER_NOT_FOUND): OrderNotFoundError,
-                  int(ModifyOrderError.REJECTED): OrderRejectedError,
-                  int(ModifyOrderError.CONTRACT_NOT_FOUND): ContractNotFoundError}
-# endpoint -> errorCode -> exception; codes not listed raise GatewayError itself
-ERROR_CLASSES: dict[str, dict[int, type[GatewayError]]] = {
-    "/api/Contract/searchById": {int(ContractError.CONTRACT_NOT_FOUND): ContractNotFoundError},
-    HISTORY_PATH: {int(BarsError.CONTRACT_NOT_FOUND): ContractNotFoundError},
-    "/api/Order/search": _SEARCHES, "/api/Order/searchOpen": _SEARCHES,
-    "/api/Position/searchOpen": _SEARCHES, "/api/Trade/search": _SEARCHES,
-    "/api/Order/place": {
-        int(PlaceOrderError.ACCOUNT_NOT_FOUND): AccountNotFoundError,
-        int(PlaceOrderError.INSUFFICIENT_FUNDS): InsufficientFundsError,
-        int(PlaceOrderError.CONTRACT_NOT_FOUND): ContractNotFoundError,
-        **{int(code): OrderRejectedError for code in (
-            PlaceOrderError.ORDER_REJECTED, PlaceOrderError.ACCOUNT_VIOLATION, PlaceOrderError.OUTSIDE_TRADING_HOURS,
-            PlaceOrderError.CONTRACT_NOT_ACTIVE, PlaceOrderError.ACCOUNT_REJECTED)},
-    },
-    "/api/Order/cancel": _ORDER_CHANGES, "/api/Order/modify": _ORDER_CHANGES,
-    "/api/Position/closeContract": {
-        int(ClosePositionError.ACCOUNT_NOT_FOUND): AccountNotFoundError,
-        int(ClosePositionError.POSITION_NOT_FOUND): PositionNotFoundError,
-        int(ClosePositionError.CONTRACT_NOT_FOUND): ContractNotFoundError,
-        int(ClosePositionError.ORDER_REJECTED): OrderRejectedError,
-    },
-    "/api/Position/partialCloseContract": {
-        int(PartialCloseError.ACCOUNT_NOT_FOUND): AccountNotFoundError,
-        int(PartialCloseError.POSITION_NOT_FOUND): PositionNotFoundError,
-        int(PartialCloseError.CONTRACT_NOT_FOUND): ContractNotFoundError,
-        int(PartialCloseError.INVALID_CLOSE_SIZE): OrderRejectedError,
-        int(PartialCloseError.ORDER_REJECTED): OrderRejectedError,
-    },
-}
-
-
-def gateway_error(path: str, body: dict[str, Any]) -> GatewayError:
-    """The typed exception for a `success: false` answer."""
-    code = int(body.get("errorCode") or 0)
-    cls = ERROR_CLASSES.get(path, {}).get(code, GatewayError)
-    return cls(path, code, body.get("errorMessage"))
+# commands that reduce risk: never held back by the rate limiter's pacing or a 429 embargo another call earned
+URGENT_PATHS = frozenset({"/api/Position/closeContract", "/api/Position/partialCloseContract", "/api/Order/cancel"})
 
 
 def _endpoint_class(path: str) -> str:
     return "history" if path == HISTORY_PATH else "general"
 
 
+def _surely_unsent(exc: TransportError) -> bool:
+    """Only a connection that could not be made proves a request never reached the gateway.
+
+    A 5xx or 429 may come from a proxy in front of a gateway that already acted, so it proves nothing.
+    """
+    return isinstance(exc, ConnectionLostError) and not exc.maybe_processed
+
+
 class GatewayTransport:
-    """Sends gateway requests; reads are retried on transient errors, mutations only when surely unprocessed."""
+    """Sends gateway requests; reads are retried on transient errors, mutations only when surely never sent.
+
+    The httpx client, limiter, breaker and token belong to the event loop of the first request: a call from
+    another thread's loop is handed over to it, so a pooled connection is never written from a foreign loop.
+    """
 
     def __init__(self, config: ProjectXConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         config.require_credentials()
@@ -108,27 +63,42 @@ class GatewayTransport:
                                    _endpoint_class)
         self.breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_reset_timeout, name="rest")
         self.retry = RetryPolicy(config.retry_attempts, config.retry_base_delay, config.retry_max_delay)
+        self.max_retry_after = config.max_retry_after
         self.clock_offset = 0.0  # gateway clock minus ours, in seconds
         self.tokens = TokenManager(self._post_with, config.username or "", config.api_key or "",
                                    refresh_buffer=config.token_refresh_buffer)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _owner(self) -> asyncio.AbstractEventLoop:
+        """The loop that owns the connections: the loop of the first request."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await on_loop(self._loop, self.http.aclose())
+
+    async def token(self) -> str:
+        """A usable session token (logs in the first time), obtained on the owning loop."""
+        return await on_loop(self._owner(), self.tokens.get())
 
     async def post(self, path: str, body: dict[str, Any] | None = None, *, idempotent: bool = True) -> dict[str, Any]:
         """POST with the session token; returns the body of a successful answer or raises a typed error.
 
-        A mutation (`idempotent=False`) is retried only when the server surely did not act on it; otherwise
-        the TransportError (with `maybe_processed=True`) reaches the caller, who must reconcile. The circuit
-        breaker judges whole calls: one call that fails after all its retries counts as one failure.
+        A mutation (`idempotent=False`) is retried only when its connection could not be made; any other
+        TransportError reaches the caller with `maybe_processed=True`, and the caller must reconcile. The
+        circuit breaker judges whole calls: one call that fails after all its retries counts as one failure.
         """
+        return await on_loop(self._owner(), self._post_here(path, body, idempotent))
+
+    async def _post_here(self, path: str, body: dict[str, Any] | None, idempotent: bool) -> dict[str, Any]:
         self.breaker.before_call()  # fail fast while the circuit is open
         try:
             result = await self._with_retries(path, body, idempotent, authenticated=True)
         except TransportError:
             self.breaker.record_failure()
             raise
-        except PxError:  # the gateway answered (a business error, 400, 401): it is up
+        except PxError:  # the gateway answered (a business error, 400, 401, a spoiled body): it is up
             self.breaker.record_success()
             raise
         except BaseException:  # cancelled, or failed locally before an answer: no verdict
@@ -139,7 +109,7 @@ class GatewayTransport:
 
     async def _post_with(self, path: str, body: dict[str, Any] | None, token: str | None) -> dict[str, Any]:
         """The TokenManager's way in (login, validate): part of the call that needed the token."""
-        return await self._with_retries(path, body, True, authenticated=False, token=token)
+        return await on_loop(self._owner(), self._with_retries(path, body, True, authenticated=False, token=token))
 
     async def _with_retries(self, path: str, body: dict[str, Any] | None, idempotent: bool, *,
                             authenticated: bool, token: str | None = None) -> dict[str, Any]:
@@ -149,11 +119,14 @@ class GatewayTransport:
             try:
                 return await self._attempt(path, body, authenticated, token)
             except TransportError as exc:
-                if (exc.maybe_processed and not idempotent) or not self.retry.should_retry(attempt, exc):
-                    raise
                 delay = self.retry.delay(attempt, exc)
                 if isinstance(exc, RateLimitError):
                     self.limiter.push_back(path, delay)
+                if not idempotent and not _surely_unsent(exc):
+                    exc.maybe_processed = True  # whatever the status says: the caller must look before resending
+                    raise
+                if not self.retry.should_retry(attempt, exc):
+                    raise
                 log.info("%s failed (%s), attempt %d of %d; retrying in %.2f s", path, type(exc).__name__,
                          attempt, self.retry.attempts, delay)
                 await asyncio.sleep(delay)
@@ -166,12 +139,12 @@ class GatewayTransport:
         if response.status_code == 401 and authenticated and token is not None:
             token = await self.tokens.renew(token)
             response = await self._send(path, body, token)
-        return self._read(path, response)
+        return read_answer(path, response, self.max_retry_after)
 
     async def _send(self, path: str, body: dict[str, Any] | None, token: str | None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         started = time.perf_counter()
-        slot = await self.limiter.take(path)
+        slot = await self.limiter.take(path, urgent=path in URGENT_PATHS)
         try:
             response = await self.http.post(path, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -179,7 +152,9 @@ class GatewayTransport:
                                       maybe_processed=False) from None
         except httpx.TimeoutException as exc:
             raise RequestTimeoutError(f"{path}: no answer in time ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
+        except httpx.DecodingError:
+            raise ProtocolError(f"{path}: the answer's body could not be decoded (bad content encoding)") from None
+        except httpx.RequestError as exc:  # connection reset or dropped, a broken HTTP exchange
             raise ConnectionLostError(f"{path}: connection lost ({type(exc).__name__})") from None
         finally:
             self.limiter.settle(slot)
@@ -190,48 +165,9 @@ class GatewayTransport:
     def _note_server_time(self, response: httpx.Response) -> None:
         stamp = response.headers.get("Date")
         if stamp:
-            with contextlib.suppress(TypeError, ValueError):
+            with contextlib.suppress(TypeError, ValueError, OverflowError):
                 self.clock_offset = parsedate_to_datetime(stamp).timestamp() - time.time()
 
     def gateway_now(self) -> datetime:
         """The gateway's clock (from the Date header of its last answer; 1 s resolution)."""
         return datetime.fromtimestamp(time.time() + self.clock_offset, UTC)
-
-    def _read(self, path: str, response: httpx.Response) -> dict[str, Any]:
-        status = response.status_code
-        if status == 200:
-            try:
-                body = response.json()
-            except ValueError:
-                raise ProtocolError(f"{path}: answer is not JSON") from None
-            if not isinstance(body, dict):
-                raise ProtocolError(f"{path}: answer is not a JSON object")
-            if body.get("success") is False and path != LOGIN_PATH:
-                raise gateway_error(path, body)
-            return body
-        if status == 401:
-            raise AuthenticationError(f"{path}: unauthorised (HTTP 401) even with a fresh token")
-        if status == 429:
-            raise RateLimitError(f"{path}: rate limited (HTTP 429)", _retry_after(response))
-        if status == 408 or status >= 500:
-            raise ServerError(f"{path}: server error (HTTP {status})", status)
-        if status == 400:
-            raise InvalidRequestError(path, 400, _problem_summary(response))
-        raise GatewayError(path, status, f"unexpected HTTP {status}")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _problem_summary(response: httpx.Response) -> str:
-    """The field names of an ASP.NET validation problem, or a short excerpt of the body."""
-    try:
-        errors = response.json().get("errors") or {}
-        return "invalid fields: " + ", ".join(sorted(errors)) if errors else "bad request"
-    except (ValueError, AttributeError):
-        return "bad request"
