@@ -16,9 +16,11 @@ from ..errors import ProtocolError
 from .auth import Credentials, TokenIssuer
 from .engine import Simulator
 from .faults import RestFaults
-from .hub import Hub, HubConnection, HubMethodError
+from .hub import MAX_BACKLOG, Hub, HubConnection, HubMethodError
 from .ratelimit import Limit, SlidingWindows
 from .rest import GatewayApi, Route
+
+REQUEST_LOG_SIZE = 10_000  # the request log keeps at least this many newest entries and at most twice as many
 
 # hub method -> (subscribe?, topic, takes an argument)
 _USER_METHODS = {
@@ -51,6 +53,7 @@ class HubSettings:
     ping_interval: float = 15.0
     client_timeout: float = 30.0
     coalesce: bool = True
+    max_backlog: int = MAX_BACKLOG  # characters queued for one client before it is dropped as too slow
 
 
 def _problem(errors: dict[str, list[str]]) -> web.Response:
@@ -72,7 +75,7 @@ class GatewayApp:
         self.faults = RestFaults()
         self.requests: list[LoggedRequest] = []
         timing = {"ping_interval": hubs.ping_interval, "client_timeout": hubs.client_timeout,
-                  "coalesce": hubs.coalesce}
+                  "coalesce": hubs.coalesce, "max_backlog": hubs.max_backlog}
         self.user_hub = Hub("user", invoke=self._user_invoke, authorize=self.tokens.check,
                             on_disconnect=sim.drop_subscriber, **timing)
         self.market_hub = Hub("market", invoke=self._market_invoke, authorize=self.tokens.check,
@@ -89,6 +92,8 @@ class GatewayApp:
         async def serve(request: web.Request) -> web.StreamResponse:
             entry = LoggedRequest(route.path, None)
             self.requests.append(entry)
+            if len(self.requests) >= 2 * REQUEST_LOG_SIZE:
+                del self.requests[:REQUEST_LOG_SIZE]
             response = await self._serve(route, request, entry)
             response.headers["Date"] = format_datetime(self.sim.clock.now(), usegmt=True)  # simulated time
             entry.status = response.status

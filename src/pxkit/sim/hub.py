@@ -26,6 +26,7 @@ _FRAME_LIMIT = 64 * 1024  # a coalesced frame stops growing past this many chara
 _CLOSE_TIMEOUT = 1.0  # budget for flushing the queue and the WebSocket close handshake
 _NEGOTIATE_TTL = 30.0  # a negotiated id must be used within this many seconds
 _MAX_MESSAGE = 1024 * 1024
+MAX_BACKLOG = 16 * 1024 * 1024  # characters queued for one client before it is cut off as too slow
 
 
 def _close_record(error: str | None) -> str:
@@ -70,6 +71,7 @@ class HubConnection:
         self._ws = ws
         self._transport = transport
         self._queue: deque[str] = deque()
+        self.backlog = 0  # characters queued and not yet written
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._done = asyncio.Event()
@@ -86,10 +88,17 @@ class HubConnection:
 
     def send(self, target: str, arguments: list[Any]) -> None:
         """Queue an invocation of `target` on the client (call on the loop); a no-op once closed or silent."""
-        if self._closed or self._silent:
-            return
-        self._queue.append(_encode({"type": 1, "target": target, "arguments": arguments}) + _RS)
+        if not (self._closed or self._silent):
+            self._enqueue(_encode({"type": 1, "target": target, "arguments": arguments}) + _RS)
+
+    def _enqueue(self, record: str) -> None:
+        self._queue.append(record)
+        self.backlog += len(record)
         self._wakeup.set()
+        if self.backlog > self._hub.max_backlog:
+            logger.warning("hub %s: client %s is %d characters behind; dropping it as too slow",
+                           self.hub_name, self.connection_id, self.backlog)
+            self.abort()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a SignalR close message."""
@@ -104,14 +113,14 @@ class HubConnection:
 
     def _push(self, record: str) -> None:
         if not (self._closed or self._silent):
-            self._queue.append(record)
-            self._wakeup.set()
+            self._enqueue(record)
 
     def _stop(self, record: str | None) -> None:
         if self._closed:
             return
         if record is not None and not self._silent:
             self._queue.append(record)
+            self.backlog += len(record)
         self._closed = True
         self._stopping.set()
         self._wakeup.set()
@@ -119,6 +128,7 @@ class HubConnection:
     def _go_silent(self) -> None:
         self._silent = True
         self._queue.clear()
+        self.backlog = 0
 
     def _abort_transport(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -177,7 +187,9 @@ class HubConnection:
         try:
             while True:
                 while queue and not self._silent:
-                    await ws.send_str(self._take_frame() if self._hub.coalesce else queue.popleft())
+                    frame = self._take_frame() if self._hub.coalesce else queue.popleft()
+                    self.backlog -= len(frame)
+                    await ws.send_str(frame)
                 if self._closed:
                     return
                 self._wakeup.clear()
@@ -293,8 +305,10 @@ class Hub:
                  authorize: Callable[[str | None], bool],
                  on_connect: Callable[[HubConnection], None] | None = None,
                  on_disconnect: Callable[[HubConnection], None] | None = None,
-                 ping_interval: float = 15.0, client_timeout: float = 30.0, coalesce: bool = True) -> None:
+                 ping_interval: float = 15.0, client_timeout: float = 30.0, coalesce: bool = True,
+                 max_backlog: int = MAX_BACKLOG) -> None:
         self.name = name
+        self.max_backlog = max_backlog
         self.ping_interval = ping_interval
         self.client_timeout = client_timeout
         self.coalesce = coalesce

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..enums import BarUnit, TradeType
 from .instruments import ProductSpec
+from .lru import WeightedLru
 
 EPOCH = datetime(2020, 1, 6, tzinfo=UTC)  # a Monday; the path starts here
 EPOCH_US = int(EPOCH.timestamp() * 1_000_000)
@@ -30,6 +31,9 @@ _MAX_DAYS = 8192
 _UNIT_SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600}
 _TRADING_DAYS = {BarUnit.DAY: 1, BarUnit.WEEK: 7}  # trading days per bucket of one unit
 _EPOCH_DAY = EPOCH_US // DAY_US  # the Monday trading day of EPOCH: multi-day and weekly buckets count from it
+TICK_CACHE_BUDGET = 500_000  # ticks of generated minutes kept per product (~12 MB), whatever the trade rate
+RUN_CACHE_BUDGET = 250_000  # ticks of running high/low/volume kept per product (~6 MB)
+_ENTRY_WEIGHT = 24  # a cached minute's fixed overhead, counted in ticks
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +90,8 @@ class PricePath:
             log_dev[day] = 0.985 * log_dev[day - 1] + shocks[day]
         self._day_open = np.rint(base * np.exp(log_dev)).astype(np.int64)
         self.minutes = lru_cache(maxsize=256)(self._minutes)
-        self.ticks_of_minute = lru_cache(maxsize=2048)(self._ticks_of_minute)
-        self.tick_runs = lru_cache(maxsize=64)(self._tick_runs)
+        self.ticks_of_minute = WeightedLru(self._ticks_of_minute, lambda t: len(t) + _ENTRY_WEIGHT, TICK_CACHE_BUDGET)
+        self.tick_runs = WeightedLru(self._tick_runs, lambda r: len(r[0]) + _ENTRY_WEIGHT, RUN_CACHE_BUDGET)
         self.session_before = lru_cache(maxsize=256)(self._session_before)
 
     # ------------------------------------------------------------------ generation

@@ -115,7 +115,7 @@ class SimServer:
 
     @property
     def requests(self) -> list[LoggedRequest]:
-        """Every REST request received, in order."""
+        """The REST requests received, in order (the newest 10,000 at least; older ones are dropped)."""
         return self.gateway.requests
 
     async def advance(self, seconds: float) -> int:
