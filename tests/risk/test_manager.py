@@ -161,7 +161,7 @@ async def test_an_intent_sent_before_a_crash_is_found_by_its_tag_not_placed_agai
         assert store.intent(request_tag).state is IntentState.SENT
     async with open_suite(sim, ["MNQ"], timeframes=["1min"], features=["risk_manager"],
                           risk={"db_path": db}) as suite:
-        record = suite.risk.store.intent(request_tag)
+        record = await suite.risk.writer.run(suite.risk.store.intent, request_tag)  # after the queued writes
         assert record.state is IntentState.ACKNOWLEDGED
         orders = [o for o in await suite.client.search_orders() if o.custom_tag == request_tag]
         assert [o.id for o in orders] == [record.order_id]
@@ -199,7 +199,8 @@ async def test_when_the_days_trades_cannot_be_read_the_stored_pnl_carries_on(sim
         sim.faults.clear()
         assert manager.daily_realized() == (-42.5, 3.7)
         manager._persist_day()
-        assert manager.store.daily_pnl(ACCOUNT, day).net == pytest.approx(-46.2)  # not overwritten with zero
+        stored = await manager.writer.run(manager.store.daily_pnl, ACCOUNT, day)  # after any queued write
+        assert stored.net == pytest.approx(-46.2)  # not overwritten with zero
         state = await manager.state()
         assert state.daily_pnl == pytest.approx(-46.2)
         with pytest.raises(RiskViolationError) as refused:

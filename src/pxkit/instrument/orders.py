@@ -22,6 +22,7 @@ from ..errors import (
     UnprotectedPositionError,
 )
 from ..events import EventBus, EventType
+from ..loops import on_loop
 from ..models import Contract, Order, PlaceOrderRequest
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class OrderHandle:
         order = self.order
         if order is not None and order.status in TERMINAL:
             return order
-        return await asyncio.wait_for(self._manager._ended(self.id), timeout)
+        return await on_loop(self._manager.loop, asyncio.wait_for(self._manager._ended(self.id), timeout))
 
     async def wait_filled(self, timeout: float | None = None) -> Order:
         """The completely filled order; OrderEndedError if it ends otherwise, TimeoutError after `timeout` s."""
@@ -148,7 +149,7 @@ class BracketHandle:
         """(stop, target) once every requested leg exists. Raises OrderEndedError when the entry ended unfilled,
         UnprotectedPositionError when it filled but the legs never came, TimeoutError after `timeout` s."""
         if not self._settled.is_set():
-            await asyncio.wait_for(self._settled.wait(), timeout)
+            await on_loop(self._manager.loop, asyncio.wait_for(self._settled.wait(), timeout))
         if self.error is not None:
             raise self.error
         return self.stop, self.target
@@ -164,7 +165,9 @@ class OrderManager:
     State changes only in `apply`, which the suite's router calls for each user-hub order push (and with REST
     truth after start-up or a reconnect). Commands go through ProjectX and return handles that those pushes
     update; a push may arrive before the command returns, so every order is kept and a late handle starts from
-    its latest state. `leg_timeout` bounds how long a filled bracket entry may stay without its legs.
+    its latest state. `leg_timeout` bounds how long a filled bracket entry may stay without its legs. Commands
+    and waits called from another thread's loop run on the loop the manager was made on (`loop`), so its state
+    and its gate are only ever touched there.
     """
 
     def __init__(self, client: ProjectX, contract: Contract, bus: EventBus, *, account_id: int, symbol: str,
@@ -182,6 +185,9 @@ class OrderManager:
         self._claimed: set[int] = set()  # orders already identified as bracket legs
         self._ocos: list[ClientOCO] = []  # client-side brackets being linked, told of every update
         self._tasks: set[asyncio.Task[None]] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the owner: the loop running at construction
+        with contextlib.suppress(RuntimeError):
+            self.loop = asyncio.get_running_loop()
 
     def __repr__(self) -> str:
         working = sum(o.status.is_working for o in self._orders.values())
@@ -266,6 +272,19 @@ class OrderManager:
     async def get_order(self, order_id: int) -> Order | None:
         return self._orders.get(order_id)
 
+    def is_bracket_leg(self, order_id: int) -> bool:
+        """Whether the order is a native bracket leg of this process's brackets (it only ever closes)."""
+        return order_id in self._claimed
+
+    def pending_legs(self) -> int:
+        """Working orders the gateway may still add by attaching native bracket legs (beyond a working entry)."""
+        count = 0
+        for bracket in self._brackets:
+            entry = self._orders.get(bracket.entry.id)
+            working = entry is None or entry.status.is_working  # the entry holds one slot until its legs come
+            count += max(0, len(bracket.ticks) - len(bracket.leg_ids) - working)
+        return count
+
     # ------------------------------------------------------------------ commands
 
     async def place_order(self, side: OrderSide | str, size: int, order_type: OrderType = OrderType.MARKET, *,
@@ -273,6 +292,10 @@ class OrderManager:
                           trail_price: float | None = None, custom_tag: str | None = None) -> OrderHandle:
         """Place any order type; InputError before the wire for a bad side, size or off-grid price."""
         prices = {"limit_price": limit_price, "stop_price": stop_price, "trail_price": trail_price}
+        return await on_loop(self.loop, self._place(side, size, order_type, custom_tag, prices))
+
+    async def _place(self, side: OrderSide | str, size: int, order_type: OrderType, custom_tag: str | None,
+                     prices: dict[str, float | None]) -> OrderHandle:
         request = build_order_request(self.contract, self.account_id, side, size, order_type, custom_tag=custom_tag,
                                       **prices)
         placed = await self._send(request, prices)
@@ -287,12 +310,21 @@ class OrderManager:
                                                    order_type=request.type, custom_tag=request.custom_tag,
                                                    account_id=self.account_id, **fields)
         except BaseException as exc:
-            if self.gate is not None:
-                self.gate.settled(request, None, exc)
+            self._settled(request, None, exc)
             raise
-        if self.gate is not None:
-            self.gate.settled(request, placed.order_id, None)
+        self._settled(request, placed.order_id, None)
         return placed
+
+    def _settled(self, request: PlaceOrderRequest, order_id: int | None, error: BaseException | None) -> None:
+        """Tell the gate how the placement ended; a gate failing here is logged and never costs the caller the
+        order it placed."""
+        if self.gate is None:
+            return
+        try:
+            self.gate.settled(request, order_id, error)
+        except Exception:
+            log.exception("the order gate could not record how order %s ended (order id %s)", request.custom_tag,
+                          order_id)
 
     async def place_market_order(self, side: OrderSide | str, size: int) -> OrderHandle:
         return await self.place_order(side, size, OrderType.MARKET)
@@ -328,6 +360,12 @@ class OrderManager:
         UnprotectedPositionError (raised here for a market entry, by `wait_legs()` otherwise).
         `oco="client"` sends the entry alone and lets ClientOCO place and link the legs (see its caveats).
         """
+        return await on_loop(self.loop, self._place_bracket(side, size, entry_type, entry_price, stop_offset,
+                                                            stop_price, target_offset, target_price, oco))
+
+    async def _place_bracket(self, side: OrderSide | str, size: int, entry_type: str, entry_price: float | None,
+                             stop_offset: int | None, stop_price: float | None, target_offset: int | None,
+                             target_price: float | None, oco: BracketMode) -> BracketHandle:
         side = order_side(side)
         if entry_type not in _ENTRY_TYPES:
             raise InputError(f"entry_type must be one of {', '.join(_ENTRY_TYPES)}, got {entry_type!r}")
@@ -420,14 +458,18 @@ class OrderManager:
         for name, value in (("limit_price", limit_price), ("stop_price", stop_price), ("trail_price", trail_price)):
             if value is not None and (not is_positive_number(value) or not self.contract.on_grid(value)):
                 raise InputError(f"{name} {value!r} is not a price on the {self.contract.tick_size} tick grid")
-        await self.client.modify_order(_order_id(order_id), size=size, limit_price=limit_price, stop_price=stop_price,
-                                       trail_price=trail_price, account_id=self.account_id)
+        await on_loop(self.loop, self.client.modify_order(
+            _order_id(order_id), size=size, limit_price=limit_price, stop_price=stop_price, trail_price=trail_price,
+            account_id=self.account_id))
 
     async def cancel_order(self, order_id: int | OrderHandle) -> None:
-        await self.client.cancel_order(_order_id(order_id), account_id=self.account_id)
+        await on_loop(self.loop, self.client.cancel_order(_order_id(order_id), account_id=self.account_id))
 
     async def cancel_all_orders(self) -> int:
         """Cancel every order of this contract the gateway reports working; returns how many were cancelled."""
+        return await on_loop(self.loop, self._cancel_all())
+
+    async def _cancel_all(self) -> int:
         working = [o.id for o in await self.client.search_open_orders(account_id=self.account_id)
                    if o.contract_id == self.contract.id]
         results = await asyncio.gather(*(self.cancel_order(i) for i in working), return_exceptions=True)
@@ -438,7 +480,7 @@ class OrderManager:
 
     async def close_position(self) -> None:
         """Flatten this contract's position with a market order."""
-        await self.client.close_position(self.contract.id, account_id=self.account_id)
+        await on_loop(self.loop, self.client.close_position(self.contract.id, account_id=self.account_id))
 
     async def aclose(self) -> None:
         """Stop watching brackets (native guards, client OCO links) and release every waiter."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +11,7 @@ from datetime import datetime
 from ..client.http import ProjectX
 from ..enums import PositionType, UserAction
 from ..events import EventBus, EventType
+from ..loops import on_loop
 from ..models import Contract, Position, Trade
 
 
@@ -27,7 +30,8 @@ class PositionManager:
 
     State changes only in `apply_position` and `apply_trade`, which the suite's router calls for each user-hub
     push (and with REST truth after start-up or a reconnect). Realised P&L is the gateway's `profitAndLoss` of
-    closing fills; unrealised P&L is ticks x tick value against `last_price()` or a given price.
+    closing fills; unrealised P&L is ticks x tick value against `last_price()` or a given price. Commands called
+    from another thread's loop run on the loop the manager was made on (`loop`).
     """
 
     def __init__(self, client: ProjectX, contract: Contract, bus: EventBus, *, account_id: int, symbol: str,
@@ -43,6 +47,9 @@ class PositionManager:
         self._realized = 0.0
         self._fees = 0.0
         self._last_fill: datetime | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the owner: the loop running at construction
+        with contextlib.suppress(RuntimeError):
+            self.loop = asyncio.get_running_loop()
 
     def __repr__(self) -> str:
         return (f"PositionManager({self.symbol!r}, account={self.account_id}, size={self.size}, "
@@ -140,8 +147,9 @@ class PositionManager:
 
     async def close_position(self) -> None:
         """Flatten the position with a market order (PositionNotFoundError when already flat)."""
-        await self.client.close_position(self.contract.id, account_id=self.account_id)
+        await on_loop(self.loop, self.client.close_position(self.contract.id, account_id=self.account_id))
 
     async def partially_close_position(self, size: int) -> None:
         """Reduce the position by `size` contracts with a market order (InputError for size <= 0, before the wire)."""
-        await self.client.partially_close_position(self.contract.id, size, account_id=self.account_id)
+        await on_loop(self.loop, self.client.partially_close_position(self.contract.id, size,
+                                                                      account_id=self.account_id))

@@ -1,19 +1,7 @@
 """Risk rules engine: limits, pure pre-/post-trade evaluation, and the durable SQLite risk store."""
 
-from .rules import (
-    Action,
-    OrderIntent,
-    RiskConfig,
-    RiskRules,
-    RiskState,
-    Rule,
-    TradingWindow,
-    Violation,
-    default_db_path,
-    signed_positions,
-    trading_day,
-    trading_day_bounds,
-)
+from .limits import RiskConfig, TradingWindow, default_db_path, trading_day_bounds
+from .rules import Action, OrderIntent, RiskRules, RiskState, Rule, Violation, signed_positions, trading_day
 from .store import DailyPnl, EnforcementRecord, IntentRecord, IntentState, Lockout, RiskStore
 
 __all__ = [

@@ -7,19 +7,26 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from ..client.http import ProjectX
-from ..errors import PxError
-from ..events import EventBus, EventType
+from ..errors import OrderStateUnknownError, PxError, RiskStateError
+from ..events import Event, EventBus, EventType
 from ..instrument.context import InstrumentContext
+from ..instrument.orders import TERMINAL
 from ..instrument.sessions import trading_day
-from ..models import PlaceOrderRequest, Trade
-from .rules import Action, OrderIntent, RiskConfig, RiskRules, RiskState, Rule, Violation, trading_day_bounds
-from .store import RiskStore
+from ..models import Order, PlaceOrderRequest, Trade
+from .exposure import Exposure
+from .limits import RiskConfig, trading_day_bounds
+from .rules import Action, OrderIntent, RiskRules, RiskState, Rule, Violation
+from .store import DailyPnl, RiskStore
+from .writer import StoreWriter
 
 log = logging.getLogger(__name__)
-_WATCHED = (EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL, EventType.ORDER_PLACED,
-            EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED)
+_ORDER_EVENTS = (EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL,
+                 EventType.ORDER_CANCELLED, EventType.ORDER_REJECTED)  # every first sight of an order emits one
+_POSITION_EVENTS = (EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED)
+_WATCHED = (EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL, EventType.ORDER_PLACED, *_POSITION_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,49 +42,82 @@ class RiskBreach:
 class RiskManager:
     """One account's risk rules over a suite's instruments, with lockouts, daily P&L and intents in a RiskStore.
 
-    - Before the wire (`admit`): an order that breaks a rule raises RiskViolationError and nothing is sent;
-      an admitted order's intent is journaled under its customTag before it is sent.
+    - Before the wire (`admit`): an order that breaks a rule raises RiskViolationError and nothing is sent. The
+      check counts every order admitted and not yet held by its manager (Exposure), and the admitted order is
+      reserved in the same step, so concurrent orders cannot pass a limit together; its intent is journaled
+      under its customTag before it is sent (RiskStateError, and nothing sent, when that write fails).
+    - After the answer (`settled`, which never raises): acknowledged, failed, or, when the caller was told its
+      fate is unknown, re-checked by tag for `intent_grace` s and counted as exposure meanwhile; a hub push
+      carrying the tag acknowledges it too. Intents a crash left open are handled the same way on start-up.
     - After fills (`evaluate`, on every fill and position change and on the suite's timer): a breach is enforced
       through the client (cancel orders, close or reduce positions), checked against the gateway over REST,
       logged, locked out for the configured time, and announced with RISK_BREACH.
     - Daily P&L is realised - fees (the gateway's trades since 18:00 New York) + unrealised at the last prices.
+    - SQLite runs on one writer thread (StoreWriter), never on the event loop; lockouts and the day's P&L are
+      read from memory.
     """
 
     def __init__(self, config: RiskConfig, client: ProjectX, account_id: int, *, clock: Callable[[], datetime],
-                 store: RiskStore | None = None, verify_timeout: float = 5.0) -> None:
+                 store: RiskStore | None = None, verify_timeout: float = 5.0, intent_grace: float = 60.0,
+                 recheck_interval: float = 2.0) -> None:
         self.config = config
         self.rules = RiskRules(config)
         self.client = client
         self.account_id = account_id
         self.clock = clock
-        self.store = store if store is not None else RiskStore(config.db_path)
         self.verify_timeout = verify_timeout
+        self.intent_grace = intent_grace  # seconds an order of unknown fate may take to show up on the gateway
+        self.recheck_interval = recheck_interval
         self.contexts: Mapping[str, InstrumentContext] = {}
         self.bus: EventBus | None = None
+        self.writer = StoreWriter()
+        self.exposure = Exposure()
+        self._store = store
         self._trades: dict[int, Trade] = {}  # the account's trades of the current trading day, by id
         self._carried = (0.0, 0.0)  # realised and fees from the store, when the day's trades could not be read
         self._day = trading_day(clock())
         self._enforcing: asyncio.Task[None] | None = None
         self._persisted: tuple[date, float, float] | None = None  # the day's figures last written to the store
+        self._lockout_until: datetime | None = None  # the end of the account's latest lockout
+        self._unknown: dict[str, tuple[datetime, float]] = {}  # tag -> (journaled at, loop time to give up)
+        self._rechecking: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> RiskStore:
+        """The durable store (opened by `start`); read it from tests and tools, not from the event loop."""
+        if self._store is None:
+            raise RiskStateError(f"the risk store {self.config.db_path} is not open: start the risk manager first")
+        return self._store
 
     # ------------------------------------------------------------------ start-up
 
     async def start(self, contexts: Mapping[str, InstrumentContext], bus: EventBus) -> None:
-        """Watch the instruments, load the trading day's trades and settle intents a crash left open."""
+        """Open the store, watch the instruments, load the trading day and settle intents a crash left open."""
+        if self._store is None:
+            self._store = await self.writer.run(RiskStore, self.config.db_path)
         self.contexts, self.bus = contexts, bus
-        await self._load_day()
-        await self._settle_intents()
+        lockouts = await self.writer.run(self.store.lockouts, self.account_id)
+        self._lockout_until = max((lockout.until for lockout in lockouts), default=None)
+        stored = await self.writer.run(self.store.daily_pnl, self.account_id, self._day)
+        if stored is not None:
+            self._persisted = (self._day, stored.realised, stored.fees)
+        self.exposure.start(contexts.values())
         for context in contexts.values():
+            for kind in _ORDER_EVENTS:
+                context.event_bus.on(kind, self._order_seen, priority=1000)
+            for kind in _POSITION_EVENTS:
+                context.event_bus.on(kind, self._position_seen, priority=1000)
             for kind in _WATCHED:
                 context.event_bus.on(kind, self._changed, priority=100)
+        await self._load_day(stored)
+        await self._settle_intents()
         self.evaluate()
 
-    async def _load_day(self) -> None:
+    async def _load_day(self, stored: DailyPnl | None) -> None:
         start, _ = trading_day_bounds(self._day)
         try:
             trades = await self.client.search_trades(start, account_id=self.account_id)
         except PxError as exc:  # carry what the store remembers: never start a day from zero by accident
-            stored = self.store.daily_pnl(self.account_id, self._day)
             if stored is not None:
                 self._carried = (stored.realised, stored.fees)
             log.error("loading today's trades failed (%s); the day's P&L carries on from the stored %s", exc,
@@ -87,20 +127,16 @@ class RiskManager:
         self._persist_day()
 
     async def _settle_intents(self) -> None:
-        """Intents journaled but never acknowledged: found on the gateway by their tag, or marked failed.
-        Nothing is sent again, so a crash between journaling and the answer cannot place an order twice."""
-        open_intents = self.store.unresolved_intents(self.account_id)
-        if not open_intents:
-            return
-        since = min(i.created for i in open_intents) - timedelta(days=1)  # room for a skewed clock
-        orders = {o.custom_tag: o for o in await self.client.search_orders(since, account_id=self.account_id)}
+        """Intents journaled but never resolved: found on the gateway by their tag, or re-checked (and counted as
+        exposure) until they show up or `intent_grace` s pass. Nothing is sent again, so a crash between
+        journaling and the answer cannot place an order twice."""
+        open_intents = await self.writer.run(self.store.unresolved_intents, self.account_id)
         for intent in open_intents:
-            order = orders.get(intent.tag)
-            if order is not None:
-                self.store.mark_acknowledged(intent.tag, order.id)
-                log.info("intent %s reached the gateway before the restart as order %d", intent.tag, order.id)
-            else:
-                self.store.mark_failed(intent.tag, "not on the gateway after a restart")
+            self.exposure.reserve(intent.tag, OrderIntent(intent.contract_id, intent.side, intent.size),
+                                  answered=True)  # no answer will come: the order counts once it is held
+            self._watch(intent.tag, intent.created)
+        if open_intents:
+            await self._recheck_once()
 
     # ------------------------------------------------------------------ state
 
@@ -121,46 +157,136 @@ class RiskManager:
                     self._trades[trade.id] = trade
 
     def _persist_day(self) -> None:
-        """Write the day's realised P&L and fees when they changed (the timer calls this four times a second)."""
+        """Queue the day's realised P&L and fees for the store when they changed (the timer calls this often)."""
         realised, fees = self.daily_realized()
         if self._persisted == (self._day, realised, fees):
             return
-        stored = self.store.daily_pnl(self.account_id, self._day)
-        if stored is None or (stored.realised, stored.fees) != (realised, fees):
-            self.store.set_daily_pnl(self.account_id, self._day, realised, fees, at=self.clock())
+        self.writer.submit(f"the P&L of {self._day}", self.store.set_daily_pnl, self.account_id, self._day,
+                           realised, fees, at=self.clock())
         self._persisted = (self._day, realised, fees)
 
     async def state(self) -> RiskState:
-        """The account as the rules see it now."""
-        return self._state(sum([len(await c.orders.get_open_orders()) for c in self.contexts.values()]))
+        """The account as the pre-trade rules see it now (admitted orders not yet seen included)."""
+        return self._admission_state()
 
-    def _state(self, open_orders: int) -> RiskState:
+    def _admission_state(self) -> RiskState:
+        contexts = self.contexts.values()
+        return self._state(self.exposure.positions(contexts), self.exposure.open_orders(contexts),
+                           self.exposure.pending(contexts))
+
+    def _state(self, positions: Mapping[str, int], open_orders: int,
+               pending: Mapping[str, tuple[int, int]] | None = None) -> RiskState:
         now = self.clock()
         realised, fees = self.daily_realized()
         unrealised = sum(c.positions.unrealized_pnl() for c in self.contexts.values())
-        lockout = self.store.active_lockout(self.account_id, now)
-        positions = {c.instrument_info.id: c.positions.size for c in self.contexts.values() if c.positions.size}
-        return RiskState(now, positions, open_orders, realised - fees + unrealised,
-                         lockout.until if lockout is not None else None)
+        return RiskState(now, positions, open_orders, realised - fees + unrealised, self._active_lockout(now),
+                         pending or {})
+
+    def _active_lockout(self, now: datetime) -> datetime | None:
+        until = self._lockout_until
+        return until if until is not None and until > now else None
 
     # ------------------------------------------------------------------ before the wire
 
     async def admit(self, request: PlaceOrderRequest) -> None:
-        """Refuse an order that breaks a rule (RiskViolationError, nothing sent); otherwise journal its intent."""
-        self.rules.check_order(OrderIntent.from_request(request), await self.state())
-        self.store.journal_intent(request, at=self.clock())
-        self.store.mark_sent(request.custom_tag or "", at=self.clock())
+        """Refuse an order that breaks a rule (RiskViolationError, nothing sent); otherwise reserve its exposure
+        and journal its intent (RiskStateError, reservation released, when the store cannot write it)."""
+        tag = request.custom_tag or ""
+        intent = OrderIntent.from_request(request)
+        self.rules.check_order(intent, self._admission_state())
+        self.exposure.reserve(tag, intent)  # in the same step as the check: no other order passes in between
+        try:
+            await self.writer.run(self._journal, request, self.clock())
+        except BaseException:
+            self.exposure.release(tag)
+            raise
+
+    def _journal(self, request: PlaceOrderRequest, at: datetime) -> None:
+        """On the writer thread: the intent, then that it is being sent (from here a crash leaves it open)."""
+        self.store.journal_intent(request, at=at)
+        self.store.mark_sent(request.custom_tag or "", at=at)
 
     def settled(self, request: PlaceOrderRequest, order_id: int | None, error: BaseException | None) -> None:
-        """Record how an admitted order's placement ended."""
+        """Record how an admitted order's placement ended; the journal is written in the background (kept and
+        retried when the store fails), so this never raises and the caller always gets its order."""
         tag = request.custom_tag or ""
-        if order_id is not None:
-            self.store.mark_acknowledged(tag, order_id, at=self.clock())
-        elif isinstance(error, PxError) and not getattr(error, "maybe_processed", False):
-            self.store.mark_failed(tag, str(error), at=self.clock())
-        # else the gateway may have it: the intent stays open and is settled by its tag on the next start
+        reservation = self.exposure.reserved.get(tag)
+        seen = reservation.order_id if reservation is not None and reservation.seen else None
+        if order_id is not None or seen is not None:  # the gateway's word (an answer or a push) wins
+            self._acknowledge(tag, order_id if order_id is not None else seen)
+        elif isinstance(error, PxError) and not isinstance(error, OrderStateUnknownError) \
+                and not getattr(error, "maybe_processed", False):
+            self._fail(tag, str(error))
+        else:  # the gateway may hold it: journaled as the caller was told, and settled later by its tag
+            self.exposure.answered(tag, None)
+            self.writer.submit(f"the unknown fate of order {tag}", self.store.mark_unknown, tag,
+                               f"{type(error).__name__}: {error}", at=self.clock())
+            self._watch(tag, self.clock())
+
+    def _acknowledge(self, tag: str, order_id: int) -> None:
+        self._unknown.pop(tag, None)
+        reservation = self.exposure.answered(tag, order_id)
+        if reservation is not None and reservation.acknowledged:
+            return
+        if reservation is not None:
+            reservation.acknowledged = True
+        self.writer.submit(f"the acknowledgement of order {tag} ({order_id})", self.store.mark_acknowledged, tag,
+                           order_id, at=self.clock())
+
+    def _fail(self, tag: str, reason: str) -> None:
+        self._unknown.pop(tag, None)
+        self.exposure.release(tag)
+        self.writer.submit(f"the failure of order {tag}", self.store.mark_failed, tag, reason, at=self.clock())
+
+    # ------------------------------------------------------------------ orders of unknown fate
+
+    def _watch(self, tag: str, created: datetime) -> None:
+        """Look the tag up every `recheck_interval` s until the order shows up or `intent_grace` s pass."""
+        self._unknown[tag] = (created, asyncio.get_running_loop().time() + self.intent_grace)
+        if self._rechecking is None or self._rechecking.done():
+            self._rechecking = asyncio.create_task(self._recheck(), name="pxkit-risk-recheck")
+
+    async def _recheck(self) -> None:
+        while self._unknown:
+            await asyncio.sleep(self.recheck_interval)
+            await self._recheck_once()
+
+    async def _recheck_once(self) -> None:
+        if not self._unknown:
+            return
+        since = min(created for created, _ in self._unknown.values()) - timedelta(days=1)  # room for a skewed clock
+        try:
+            orders = {o.custom_tag: o for o in await self.client.search_orders(since, account_id=self.account_id)}
+        except PxError as exc:
+            log.warning("looking up %d orders of unknown fate failed: %s", len(self._unknown), exc)
+            orders = {}
+        now = asyncio.get_running_loop().time()
+        for tag, (_, deadline) in list(self._unknown.items()):
+            order = orders.get(tag)
+            if order is not None:
+                log.info("order %s of unknown fate is on the gateway as order %d", tag, order.id)
+                self._found(tag, order)
+            elif now >= deadline:
+                log.warning("order %s is not on the gateway %.0f s after its fate became unknown", tag,
+                            self.intent_grace)
+                self._fail(tag, f"not on the gateway within {self.intent_grace:g} s")
+
+    def _found(self, tag: str, order: Order) -> None:
+        """Found by its tag over REST: counted from its manager's view when one will hold it, else released."""
+        self._acknowledge(tag, order.id)
+        context = next((c for c in self.contexts.values() if c.instrument_info.id == order.contract_id), None)
+        if context is None or order.status in TERMINAL or context.orders.handle(order.id).order is not None:
+            self.exposure.release(tag)
 
     # ------------------------------------------------------------------ after fills
+
+    def _order_seen(self, event: Event) -> None:
+        reservation = self.exposure.order_seen(event.data)
+        if reservation is not None and (reservation.answered or reservation.tag in self._unknown):
+            self._acknowledge(reservation.tag, event.data.id)
+
+    def _position_seen(self, event: Event) -> None:
+        self.exposure.position_seen(event.data.contract_id)
 
     def _changed(self, _event: object) -> None:
         self.evaluate()
@@ -170,7 +296,8 @@ class RiskManager:
         if not self.config.enabled or not self.contexts:
             return
         self._persist_day()
-        state = self._state(sum(len(c.orders.working()) for c in self.contexts.values()))
+        positions = {c.instrument_info.id: c.positions.size for c in self.contexts.values() if c.positions.size}
+        state = self._state(positions, sum(len(c.orders.working()) for c in self.contexts.values()))
         breaches = [b for b in self.rules.breaches(state) if self._actionable(b, state)]
         if breaches and (self._enforcing is None or self._enforcing.done()):
             self._enforcing = asyncio.create_task(self._enforce(tuple(breaches)), name="pxkit-risk-enforce")
@@ -197,10 +324,13 @@ class RiskManager:
         lockouts = [until for b in breaches if (until := self.rules.lockout_until(b, now)) is not None]
         until = max(lockouts, default=None)
         if until is not None:
-            self.store.add_lockout(self.account_id, until, breaches[0].rule, "; ".join(map(str, breaches)), at=now)
+            self._lockout_until = max(until, self._lockout_until or until)
+            await self._write(f"the lockout until {until}", self.store.add_lockout, self.account_id, until,
+                              breaches[0].rule, "; ".join(map(str, breaches)), at=now)
         for breach in breaches:
-            self.store.log_enforcement(self.account_id, breach.rule, breach.action, str(breach),
-                                       "verified" if verified else "unverified: " + "; ".join(actions), at=now)
+            await self._write(f"the enforcement of {breach.rule}", self.store.log_enforcement, self.account_id,
+                              breach.rule, breach.action, str(breach),
+                              "verified" if verified else "unverified: " + "; ".join(actions), at=now)
         payload = RiskBreach(breaches, tuple(actions), verified, until)
         for bus in [self.bus, *(c.event_bus for c in self.contexts.values())]:
             if bus is not None:
@@ -257,16 +387,28 @@ class RiskManager:
 
     # ------------------------------------------------------------------ shut-down
 
+    async def _write(self, what: str, call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Write durably before going on; a write the store refuses now is kept and retried in the background."""
+        try:
+            await self.writer.run(call, *args, **kwargs)
+        except PxError as exc:
+            log.error("risk store: %s failed (%s); kept to try again", what, exc)
+            self.writer.submit(what, call, *args, **kwargs)
+
+    # ------------------------------------------------------------------ shut-down
+
     async def aclose(self) -> None:
-        """Let a running enforcement finish (bounded), then close the store."""
+        """Let a running enforcement finish (bounded), stop re-checking, write what is queued, close the store."""
         if self._enforcing is not None and not self._enforcing.done():
             await asyncio.wait({self._enforcing}, timeout=self.verify_timeout + 5)
-        self.store.close()
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            await asyncio.gather(self._rechecking, return_exceptions=True)
+        await self.writer.aclose(then=self._store.close if self._store is not None else None)
 
     def lockout(self) -> datetime | None:
         """End of the account's active lockout, if any."""
-        found = self.store.active_lockout(self.account_id, self.clock())
-        return found.until if found is not None else None
+        return self._active_lockout(self.clock())
 
 
 def _cured(breach: Violation, positions: Mapping[str, int], open_orders: int) -> bool:

@@ -42,15 +42,17 @@ _INTENT_COLUMNS = ("tag, account_id, contract_id, side, size, type, limit_price,
 
 
 class IntentState(StrEnum):
-    """Where a journaled order stands: INTENDED and SENT are unresolved until ACKNOWLEDGED or FAILED."""
+    """Where a journaled order stands: INTENDED, SENT and UNKNOWN (the caller was told its fate is unknown) are
+    unresolved until ACKNOWLEDGED or FAILED."""
 
     INTENDED = "intended"
     SENT = "sent"
+    UNKNOWN = "unknown"
     ACKNOWLEDGED = "acknowledged"
     FAILED = "failed"
 
 
-_UNRESOLVED = (IntentState.INTENDED, IntentState.SENT)
+_UNRESOLVED = (IntentState.INTENDED, IntentState.SENT, IntentState.UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +133,12 @@ def _fsync_directory(directory: Path) -> None:
 class RiskStore:
     """Durable risk state of every account in one SQLite file (WAL, synchronous=FULL: a committed write survives a
     killed process). A missing file is created; a corrupt, foreign or newer-schema file raises RiskStateError and
-    is left untouched. Calls are short and synchronous; one store per process and file."""
+    is left untouched. Calls are synchronous (a write waits up to `busy_timeout` s for another writer of the file),
+    so a live process makes them off its event loop (StoreWriter); one store per process and file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path).expanduser().absolute()
+        self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         if not self.path.exists():
             self._create()
@@ -181,7 +185,7 @@ class RiskStore:
     def _open(self) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(f"{self.path.as_uri()}?mode=rw", uri=True, isolation_level=None,
-                                 check_same_thread=False, timeout=5.0)
+                                 check_same_thread=False, timeout=self.busy_timeout)
         except sqlite3.Error as exc:
             raise self._fail(f"cannot open it: {exc}") from exc
         try:
@@ -310,6 +314,10 @@ class RiskStore:
             return current
         return self._move(tag, IntentState.ACKNOWLEDGED, (*_UNRESOLVED, IntentState.FAILED), at, order_id=order_id)
 
+    def mark_unknown(self, tag: str, error: str, *, at: datetime | None = None) -> IntentRecord:
+        """Placing it ended without knowing whether the gateway holds it: it is settled later by its tag."""
+        return self._move(tag, IntentState.UNKNOWN, (IntentState.INTENDED, IntentState.SENT), at, error=error)
+
     def mark_failed(self, tag: str, error: str, *, at: datetime | None = None) -> IntentRecord:
         """The order is known not to exist on the gateway (refused, or not found after a restart)."""
         return self._move(tag, IntentState.FAILED, _UNRESOLVED, at, error=error)
@@ -322,7 +330,8 @@ class RiskStore:
     def unresolved_intents(self, account_id: int | None = None) -> list[IntentRecord]:
         """Intents never acknowledged nor failed (a crash came between journal and answer), oldest first: look
         each up by tag on the gateway, then mark it acknowledged or failed, instead of placing it again."""
-        where = "state IN (?, ?)" + (" AND account_id = ?" if account_id is not None else "")
+        where = f"state IN ({', '.join('?' for _ in _UNRESOLVED)})"
+        where += " AND account_id = ?" if account_id is not None else ""
         params: tuple[Any, ...] = tuple(state.value for state in _UNRESOLVED)
         with self._sql() as db:
             rows = db.execute(f"SELECT {_INTENT_COLUMNS} FROM order_intents WHERE {where} ORDER BY created_us, tag",
