@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pxkit.cli import API_KEY_ENV
+
 SCRIPT = Path(sys.executable).with_name("pxkit")
 
 
@@ -18,9 +20,11 @@ SCRIPT = Path(sys.executable).with_name("pxkit")
 def serve():
     processes: list[subprocess.Popen] = []
 
-    def start(*flags: str) -> tuple[subprocess.Popen, str]:
-        process = subprocess.Popen([str(SCRIPT), "sim", "--port", "0", *flags], stdout=subprocess.PIPE, text=True,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    def start(*flags: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+        clean = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+        process = subprocess.Popen([str(SCRIPT), "sim", "--port", "0", *flags], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True,
+                                   env={**clean, "PYTHONUNBUFFERED": "1", **(env or {})})
         processes.append(process)
         line = process.stdout.readline()  # the one ready line; a dead server closes stdout
         assert line.startswith("pxkit sim ready at http://127.0.0.1:"), line
@@ -47,18 +51,62 @@ def test_sim_serves_on_loopback_with_default_credentials_and_stops_on_interrupt(
     assert process.stdout.read() == ""  # exactly one line was printed
 
 
+def command_line(process: subprocess.Popen) -> str:
+    """What any user of the machine sees of a process in the process list."""
+    return Path(f"/proc/{process.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
 def test_sim_credentials_and_seed_flags(serve):
-    _, url = serve("--user", "alice", "--api-key", "s3cret", "--seed", "9")
+    process, url = serve("--user", "alice", "--api-key", "s3cret", "--seed", "9")
     assert login(url, "demo", "demo")["errorCode"] == 3
     token = login(url, "alice", "s3cret")["token"]
     accounts = httpx.post(f"{url}/api/Account/search", json={"onlyActiveAccounts": True},
                           headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["accounts"]
     assert [a["id"] for a in accounts] == [1001, 1002, 1003]
+    process.kill()
+    process.wait(10)
+    warning = process.stderr.read()
+    assert "--api-key is visible to every user in the process list" in warning and API_KEY_ENV in warning
+    assert "s3cret" not in warning
+
+
+def test_sim_takes_its_api_key_from_the_environment_out_of_the_process_list(serve):
+    process, url = serve("--user", "alice", env={API_KEY_ENV: "env-key-7f3a"})
+    assert login(url, "alice", "env-key-7f3a")["success"] is True
+    assert login(url, "alice", "demo")["errorCode"] == 3
+    assert "env-key-7f3a" not in command_line(process)
+
+
+def test_sim_takes_its_api_key_from_a_file(serve, tmp_path: Path):
+    key_file = tmp_path / "sim.key"
+    key_file.write_text("file-key-91c2\n")
+    process, url = serve("--api-key-file", str(key_file), env={API_KEY_ENV: "env-key-loses"})
+    assert login(url, "demo", "file-key-91c2")["success"] is True
+    assert login(url, "demo", "env-key-loses")["errorCode"] == 3
+    assert "file-key-91c2" not in command_line(process)
+    process.kill()
+    process.wait(10)
+    assert process.stderr.read() == ""  # no visibility warning: the key never was on the command line
+
+
+@pytest.mark.parametrize("content", [None, "", "two\nlines\n"])
+def test_sim_refuses_an_unusable_key_file_without_starting(tmp_path: Path, content: str | None):
+    key_file = tmp_path / "sim.key"
+    if content is not None:
+        key_file.write_text(content)
+    done = subprocess.run([str(SCRIPT), "sim", "--api-key-file", str(key_file)], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and done.stdout == ""
+    reason = "cannot read" if content is None else "must hold the key on one line"
+    assert "--api-key-file: " in done.stderr and str(key_file) in done.stderr and reason in done.stderr
+    assert "lines" not in done.stderr.replace(str(key_file), "")  # the file's content is never echoed
 
 
 def test_console_script_is_installed():
     result = subprocess.run([str(SCRIPT), "sim", "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "--seed" in result.stdout and "--api-key" in result.stdout
+    help_text = " ".join(result.stdout.split())
+    assert "--api-key-file" in help_text and f"${API_KEY_ENV}" in help_text and "process list" in help_text
 
 
 def test_ci_runs_the_readme_test_command():

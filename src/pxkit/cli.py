@@ -6,10 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .codec import parse_ts
+
+API_KEY_ENV = "PXKIT_SIM_API_KEY"
+_KEY_HELP = (f"apiKey the simulator accepts, taken from --api-key-file, else --api-key, else ${API_KEY_ENV}, "
+             "else demo")
 
 
 def _sim_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +24,12 @@ def _sim_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     sim.add_argument("--seed", type=int, default=1, help="market seed (default 1)")
     sim.add_argument("--user", default="demo", help="userName the simulator accepts (default demo)")
-    sim.add_argument("--api-key", default="demo", help="apiKey the simulator accepts (default demo)")
+    keys = sim.add_argument_group("API key", _KEY_HELP)
+    source = keys.add_mutually_exclusive_group()
+    source.add_argument("--api-key-file", type=Path, metavar="PATH",
+                        help="read the apiKey from this file (one line)")
+    source.add_argument("--api-key", help="the apiKey itself: visible to every user in the process list, "
+                                          f"prefer ${API_KEY_ENV} or --api-key-file")
     sim.add_argument("--trades-per-minute", type=float, default=60.0,
                      help="average market trades per contract per minute (default 60)")
     sim.add_argument("--max-batch", type=int, default=50,
@@ -29,12 +40,29 @@ def _sim_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--log-level", default="WARNING")
 
 
-async def _serve_sim(args: argparse.Namespace) -> None:
+def _sim_api_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The apiKey to accept: from the file, else the flag (with a warning), else the environment, else demo."""
+    if args.api_key_file is not None:
+        try:
+            key = args.api_key_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--api-key-file: cannot read {args.api_key_file} ({type(exc).__name__})")
+        if not key or "\n" in key:
+            parser.error(f"--api-key-file: {args.api_key_file} must hold the key on one line")
+        return key
+    if args.api_key is not None:
+        print(f"pxkit sim: warning: a key given with --api-key is visible to every user in the process list; "
+              f"set ${API_KEY_ENV} or use --api-key-file instead", file=sys.stderr, flush=True)
+        return args.api_key
+    return os.environ.get(API_KEY_ENV) or "demo"
+
+
+async def _serve_sim(args: argparse.Namespace, api_key: str) -> None:
     from .sim import Credentials, SimConfig, SimServer
 
     config = SimConfig(seed=args.seed, trades_per_minute=args.trades_per_minute, max_batch=args.max_batch)
     server = SimServer(host=args.host, port=args.port, config=config, realtime=True, start=args.start,
-                       speed=args.speed, credentials=Credentials(args.user, args.api_key))
+                       speed=args.speed, credentials=Credentials(args.user, api_key))
     async with server:
         print(f"pxkit sim ready at {server.base_url} (seed {args.seed}, user {args.user!r})", flush=True)
         await asyncio.Event().wait()
@@ -58,8 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run
 
         return asyncio.run(run(args.seconds, args.seed))
+    api_key = _sim_api_key(args, parser)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_sim(args))
+        asyncio.run(_serve_sim(args, api_key))
     return 0
 
 
