@@ -98,6 +98,8 @@ def test_a_healthy_suite_scores_100_without_reasons() -> None:
     ({"reconnects": 3}, 94, "3 reconnects"),
     ({"reconnects": 50}, 90, "50 reconnects"),  # capped at 10
     ({"failed_instruments": 2}, 90, "2 instruments failed to start"),
+    ({"quarantined": 1}, 95, "1 market events stamped ahead of the exchange clock quarantined"),  # 5 + 200 * 0.001
+    ({"quarantined": 100}, 80, "100 market events stamped ahead of the exchange clock quarantined"),  # capped at 20
 ])
 def test_each_cause_lowers_the_score_and_is_named(changes: dict[str, object], score: int, reason: str) -> None:
     assert health_score(dataclasses.replace(HEALTHY, **changes)) == (score, [reason])

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pxkit import EventType, OrderSide, OrderStatus, ProjectXConfig, TradingSuite
+from pxkit.client.realtime import MARKET, HubEvent
+from pxkit.enums import TradeType
 from pxkit.errors import InputError, InstrumentNotFoundError
 from pxkit.events import Event
 from pxkit.instrument.data import BarEvent, FeedStatus
@@ -282,3 +285,67 @@ async def test_an_outage_is_repaired_bars_reloaded_and_missed_fills_reconciled(s
         filled = await resting.wait_done(timeout=10)
         assert filled.status is OrderStatus.FILLED and filled.filled_price == limit
         await until(lambda: mnq.positions.size == 1, "the position opened during the outage")
+
+
+async def test_a_future_dated_trade_is_quarantined_and_the_bars_stay_true(sim: SimServer, caplog) -> None:
+    async with open_suite(sim, ["MNQ"], timeframes=["15sec", "1min"]) as suite:
+        mnq, contract = suite["MNQ"], CONTRACTS["MNQ"]
+        feed_time = suite.router.feed_time_us
+        year_2999 = datetime(2999, 1, 1, tzinfo=UTC)
+        bogus = [MarketTrade("F.US.MNQ", 25000.0, year_2999 + timedelta(seconds=i), TradeType.BUY, 1) for i in range(3)]
+        with caplog.at_level(logging.WARNING, logger="pxkit.instrument.data"):
+            suite.router.route(HubEvent(MARKET, "GatewayTrade", bogus, time.time(), contract))  # as if pushed
+        assert suite.router.feed_time_us == feed_time  # the bar clock is not thrown into the future either
+        start = sim.sim.clock.now()
+        await sim.advance(2 * 60 + 2)
+        end = start + timedelta(minutes=2)
+        await until(lambda: closed_until(suite, "15sec", end), "the bars after the bogus trade")
+        for tf, unit, n in (("15sec", "sec", 15), ("1min", "min", 1)):
+            frame = mnq.data.bars[tf].frame()
+            built = frame.filter((frame["timestamp"] >= start - timedelta(minutes=5)) & (frame["timestamp"] < end))
+            truth = await suite.client.get_bars(contract, start_time=start - timedelta(minutes=5), end_time=end,
+                                                unit=unit, interval=n)
+            assert built.equals(truth), tf
+        stats = await suite.get_stats()
+        assert stats["instruments"]["MNQ"]["quarantined"] == 3 and stats["instruments"]["MNQ"]["late_trades"] == {
+            "15sec": 0, "1min": 0}
+        assert stats["health"] < 100 and any("ahead of the exchange clock" in r for r in stats["reasons"])
+        assert len([r for r in caplog.records if "quarantined" in r.getMessage()]) == 1
+
+
+async def test_a_reconnect_during_a_reload_reloads_once_more_and_says_so(sim: SimServer, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="pxkit.suite")
+    async with open_suite(sim, ["MNQ"], timeframes=["15sec", "1min"]) as suite:
+        mnq, contract, market = suite["MNQ"], CONTRACTS["MNQ"], sim.gateway.market_hub
+
+        def reconnected() -> asyncio.Future[Event]:
+            return suite.event_bus.wait_for(EventType.RECONNECTED, timeout=10, predicate=lambda e: e.source == MARKET)
+
+        start = sim.sim.clock.now()
+        first = reconnected()
+        market.refuse_for(3600)
+        await sim.advance(30)  # the first gap
+        sim.faults.add_latency(2.0)  # the reload after it reads slowly...
+        seen = len(sim.requests)
+        market.refuse_for(0)
+        await first
+        await until(lambda: "/api/History/retrieveBars" in [r.path for r in sim.requests[seen:]], "the reload")
+        second = reconnected()
+        market.refuse_for(3600)  # ...and the feed drops again meanwhile: the second gap
+        await sim.advance(60)
+        market.refuse_for(0)
+        await second
+        sim.faults.clear()
+        await until(lambda: mnq.data.stats.counters["resyncs"] >= 2, "the reload queued behind the first")
+        await sim.advance(32)
+        end = start + timedelta(minutes=2)
+        await until(lambda: closed_until(suite, "15sec", end), "the bars after both gaps")
+        for tf, unit, n in (("15sec", "sec", 15), ("1min", "min", 1)):
+            frame = mnq.data.bars[tf].frame()
+            built = frame.filter((frame["timestamp"] >= start - timedelta(minutes=5)) & (frame["timestamp"] < end))
+            truth = await suite.client.get_bars(contract, start_time=start - timedelta(minutes=5), end_time=end,
+                                                unit=unit, interval=n)
+            assert built.equals(truth), tf
+        said = [r.getMessage() for r in caplog.records if r.name == "pxkit.suite"]
+        assert any("reload once more" in m for m in said)  # the second reconnect was queued, and said so
+        assert not any("reloaded" in m and "(0 closed" in m for m in said)  # no reload claimed that did not run

@@ -86,14 +86,13 @@ class Router:
             self.stats.count("unrouted")
             return
         if event.target == "GatewayTrade":
-            context.data.apply_trades(data, event.received_at)
+            taken = context.data.apply_trades(data, event.received_at)  # less the ones stamped far ahead
             if context.orderbook is not None:
-                context.orderbook.apply_trade(data)
-            if data and data[-1] is not None:
-                self._feed_time(data[-1].timestamp)
+                context.orderbook.apply_trade(taken)
+            if taken:
+                self._feed_time(taken[-1].timestamp)
         elif event.target == "GatewayQuote":
-            context.data.apply_quote(data, event.received_at)
-            if data.timestamp is not None:
+            if context.data.apply_quote(data, event.received_at) and data.timestamp is not None:
                 self._feed_time(data.timestamp)
         elif event.target == "GatewayDepth":
             context.data.touch()

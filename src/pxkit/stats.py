@@ -55,6 +55,7 @@ class HealthInputs:
     errors: int
     reconnects: int
     failed_instruments: int = 0
+    quarantined: int = 0  # market events refused for a stamp far ahead of the exchange clock
     notes: tuple[str, ...] = field(default=())
 
 
@@ -77,6 +78,9 @@ def health_score(inputs: HealthInputs) -> tuple[int, list[str]]:
         rate = inputs.errors / max(1, inputs.messages)
         score -= min(20.0, 2 + 200 * rate)
         reasons.append(f"{inputs.errors} processing errors")
+    if inputs.quarantined:
+        score -= min(20.0, 5 + 200 * inputs.quarantined / max(1, inputs.messages))
+        reasons.append(f"{inputs.quarantined} market events stamped ahead of the exchange clock quarantined")
     if inputs.reconnects:
         score -= min(10, 2 * inputs.reconnects)
         reasons.append(f"{inputs.reconnects} reconnects")

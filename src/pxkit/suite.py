@@ -61,6 +61,7 @@ class SuiteOptions:
     max_bars: int = 2000
     stale_after: float = 30.0  # seconds of silence, during the session, before a feed counts as stale
     risk: RiskConfig | None = None
+    max_ahead: float = 60.0  # seconds a market stamp may be ahead of the exchange clock before it is quarantined
     bar_close_grace: float = 1.0  # seconds a bar stays open after its end, for trades still in flight
     timer_interval: float = 0.25
 
@@ -96,12 +97,13 @@ class TradingSuite:
                features: Sequence[str] = (), config: ProjectXConfig | None = None, initial_days: float = 1.0,
                max_bars: int = 2000, stale_after: float = 30.0, clock: Callable[[], datetime] | None = None,
                link_settings: LinkSettings | None = None, risk: RiskConfig | Mapping[str, Any] | None = None,
-               simulated: bool | None = None, seed: int = 1) -> SuiteStarter:
+               simulated: bool | None = None, seed: int = 1, max_ahead: float = 60.0) -> SuiteStarter:
         """Start a suite: await it, or use it as `async with`. Instruments that fail are in `suite.failures`.
 
         Without `config`, credentials come from the environment; with none there (or `simulated=True`) the
         embedded simulator (market `seed`) is started and the suite runs on it; `simulated=False` insists on
         the real gateway (a ConfigError without credentials). `risk` configures the `risk_manager` feature.
+        Market trades and quotes stamped more than `max_ahead` seconds ahead of the exchange clock are quarantined.
         """
         symbols = [instruments] if isinstance(instruments, str) else list(instruments)
         if not symbols or not all(isinstance(s, str) and s.strip() for s in symbols):
@@ -114,7 +116,10 @@ class TradingSuite:
         if risk is not None and "risk_manager" not in features:
             raise InputError("risk= configures the risk_manager feature: add it to features")
         risk_config = risk if isinstance(risk, RiskConfig) else RiskConfig.from_dict(risk or {})
-        options = SuiteOptions(tuple(timeframes), tuple(features), initial_days, max_bars, stale_after, risk_config)
+        if isinstance(max_ahead, bool) or not isinstance(max_ahead, int | float) or not max_ahead > 0:
+            raise InputError(f"max_ahead must be a number of seconds > 0, got {max_ahead!r}")
+        options = SuiteOptions(tuple(timeframes), tuple(features), initial_days, max_bars, stale_after, risk_config,
+                               max_ahead=max_ahead)
         if simulated and config is not None:
             raise InputError("give either config= or simulated=True, not both")
         return SuiteStarter(cls._start([s.strip().upper() for s in symbols], options, config, clock,
@@ -199,7 +204,8 @@ class TradingSuite:
         account_id = self.router.account.id
         data = RealtimeDataManager(self.client, contract, bus, symbol=symbol, timeframes=options.timeframes,
                                    max_bars=options.max_bars, stale_after=options.stale_after,
-                                   session=always_open if self.sim is not None else globex_open)
+                                   session=always_open if self.sim is not None else globex_open,
+                                   clock=self.clock, max_ahead=options.max_ahead)
         context = InstrumentContext(
             symbol, contract, data,
             OrderManager(self.client, contract, bus, account_id=account_id, symbol=symbol, gate=self.risk),
@@ -227,10 +233,11 @@ class TradingSuite:
             log.debug("unsubscribing %s failed: %s", contract_id, exc)
 
     def _reconnected(self, event: Event) -> None:
-        """The market feed is back: trades of the gap were never pushed, so every instrument reloads its bars."""
+        """The market feed is back: trades of the gap were never pushed, so every instrument reloads its bars
+        (one still starting reloads once more after its history)."""
         if event.source != MARKET or self._closed:
             return
-        for context in self.contexts.values():
+        for context in list(self.router.contexts.values()):
             task = asyncio.create_task(self._resync(context), name=f"pxkit-resync-{context.symbol}")
             self._resyncs.add(task)
             task.add_done_callback(self._resyncs.discard)
@@ -238,7 +245,10 @@ class TradingSuite:
     async def _resync(self, context: InstrumentContext) -> None:
         try:
             closed = await context.data.resync(clock=self.clock)
-            log.info("%s: bars reloaded after the reconnect (%d closed during the gap)", context.symbol, closed)
+            if closed is None:
+                log.info("%s: bars are loading; they reload once more after that, for the reconnect", context.symbol)
+            else:
+                log.info("%s: bars reloaded after the reconnect (%d closed during the gap)", context.symbol, closed)
         except PxError as exc:
             self.router.stats.error("resync")
             log.error("%s: reloading bars after the reconnect failed: %s", context.symbol, exc)
@@ -330,12 +340,13 @@ class TradingSuite:
             hubs_connected=sum(hubs.values()), hubs_total=len(hubs), stale_feeds=len(stale),
             feeds_total=len(self.contexts), breaker_open=self.client.transport.breaker.state is CircuitState.OPEN,
             messages=messages, errors=errors, reconnects=self.router.reconnects,
-            failed_instruments=len(self.failures)))
+            failed_instruments=len(self.failures), quarantined=sum(c.data.quarantined for c in self.contexts.values())))
         return {
             "health": score, "reasons": reasons, "hubs": hubs, "stale_feeds": stale,
             "reconnects": self.router.reconnects, "decode_errors": self.realtime.decode_errors,
             "components": {c.name: c.snapshot() for c in components},
             "instruments": {s: {"last_price": c.data.last_price, "late_trades": c.data.bars.late,
+                                "quarantined": c.data.quarantined,
                                 "events": dict(c.event_bus.emitted), "handler_errors": dict(c.event_bus.handler_errors)}
                             for s, c in self.contexts.items()},
             "failures": {s: str(e) for s, e in self.failures.items()},

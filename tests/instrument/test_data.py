@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -347,3 +349,81 @@ async def test_memory_is_bounded_by_max_bars() -> None:
     frame = await data.get_data("1min")
     assert frame["timestamp"].to_list() == [at(360), at(420), at(480), at(540)]  # the newest three and the forming
     assert frame["close"].to_list() == [20006.0, 20007.0, 20008.0, 20009.0]
+
+
+# ---------------------------------------------------------------------------------------------- stamps far ahead
+
+
+async def test_a_far_future_trade_is_quarantined_and_the_bars_go_on(caplog) -> None:
+    now = [at(30)]
+    bus = EventBus("MNQ")
+    data = manager(bus, timeframes=["1min"], clock=lambda: now[0], max_ahead=60.0)
+    events = record(bus, TICK, NEW_BAR)
+    year_2999 = datetime(2999, 1, 1, tzinfo=UTC)
+    with caplog.at_level("WARNING", logger="pxkit.instrument.data"):
+        data.apply_trades([trade(20000.0, 10)])
+        data.apply_trades([trade(20001.0, 20), MarketTrade(MNQ.symbol_id, 25000.0, year_2999, TradeType.BUY, 1)])
+        data.apply_trades([trade(30000.0, 0, base=year_2999), trade(30000.0, 1, base=year_2999)])  # the same burst
+        assert not data.apply_quote(Quote(MNQ.symbol_id, last_price=30000.0, timestamp=year_2999))
+        assert data.apply_quote(Quote(MNQ.symbol_id, last_price=20001.0, timestamp=at(89)))  # 59 s ahead: kept
+        now[0] = at(70)
+        data.apply_trades([trade(20002.0, 65), trade(20003.0, 200)])  # 14:33:20 is 130 s ahead: the next burst
+    assert data.quarantined == 5 and data.stats.counters["quarantined"] == 5
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "quarantined" in r.getMessage()]
+    assert len(warned) == 2 and "2999-01-01" in warned[0].getMessage()  # once per burst
+    assert data.bars["1min"].bars() == [Bar(T0, 20000.0, 20001.0, 20000.0, 20001.0, 2)]  # closed by 14:31:05
+    assert data.bars["1min"].forming == Bar(at(60), 20002.0, 20002.0, 20002.0, 20002.0, 1)
+    assert data.bars.late == {"1min": 0} and data.last_price == 20002.0
+    assert [e.data.price for e in events if e.type is TICK] == [20000.0, 20001.0, 20002.0]
+
+
+async def test_a_quarantined_push_held_during_a_load_is_never_replayed() -> None:
+    data = RealtimeDataManager(None, MNQ, EventBus("MNQ"), symbol="MNQ", timeframes=["1min"], clock=lambda: at(30))
+    data.apply_trades([trade(20000.0, 10), trade(25000.0, 0, base=datetime(2999, 1, 1, tzinfo=UTC))])
+    data._replay()  # the history loaded (empty): the held pushes are applied
+    assert data.bars["1min"].forming == Bar(T0, 20000.0, 20000.0, 20000.0, 20000.0, 1) and data.quarantined == 1
+
+
+# ---------------------------------------------------------------------------------------------- reconnect in a load
+
+
+async def test_a_reconnect_during_a_reload_queues_one_more_reload_after_it(sim, px) -> None:
+    data = RealtimeDataManager(px, MNQ, EventBus("MNQ"), symbol="MNQ", timeframes=["1min"], clock=sim.sim.clock.now)
+    await data.initialize()
+    await sim.advance(60)  # the first gap: nothing of it is pushed
+    sim.faults.add_latency(1.0)
+    seen = len(sim.requests)
+    first = asyncio.create_task(data.resync())
+    await until(lambda: "/api/History/retrieveBars" in [r.path for r in sim.requests[seen:]], "the reload reading")
+    await sim.advance(60)  # the feed drops again while the reload reads: the second gap, after its read
+    assert await data.resync() is None  # the second reconnect: queued behind the reload running
+    assert await data.resync() is None  # a third one coalesces into the same
+    sim.faults.clear()
+    assert await first >= 2  # both gaps closed bars, announced by the reloads
+    assert data.stats.counters["resyncs"] == 2
+    now = sim.sim.clock.now()
+    truth = (await gateway_bars(px, "1min", now)).tail(10)  # the minutes of both gaps and the one forming now
+    assert (await data.get_data("1min", 10)).equals(truth)
+
+
+async def test_a_reconnect_while_starting_reloads_once_more_after_the_history(sim, px) -> None:
+    data = RealtimeDataManager(px, MNQ, EventBus("MNQ"), symbol="MNQ", timeframes=["1min"], clock=sim.sim.clock.now)
+    await sim.advance(30)
+    assert await data.resync() is None  # before start-up read anything: noted, not lost
+    await data.initialize()
+    assert data.stats.counters["resyncs"] == 1
+
+
+async def test_held_pushes_count_toward_staleness_until_they_are_replayed() -> None:
+    bus = EventBus("MNQ")
+    data = manager(bus, stale_after=5.0, session=lambda now: True)
+    events = record(bus, EventType.STALE_FEED)
+    data.last_event = time.monotonic() - 10  # the feed was last live 10 s ago
+    data._pending = []  # a reload is running: its pushes are held
+    data.apply_trades([trade(20000.0, 1)])
+    data.apply_quote(Quote(MNQ.symbol_id, last_price=20000.25, timestamp=at(2)))
+    data.touch()  # depth
+    assert data.check_stale(T0) is True and data.last_price is None  # pushes held: bars and price stand still
+    data._replay()  # the reload is over
+    assert data.stale is False and data.last_price == 20000.25
+    assert [e.data.stale for e in events] == [True, False]

@@ -47,12 +47,15 @@ class RealtimeDataManager:
     - Events: TICK per trade and QUOTE_UPDATE per quote (only built when someone listens), BAR_UPDATED once per
       pushed batch and timeframe, NEW_BAR for each closed bar, STALE_FEED when the feed goes silent.
     - Trades that arrive before the history is loaded are kept and applied after it, in order: none is dropped.
+    - Trades and quotes stamped more than `max_ahead` seconds ahead of the exchange `clock` are quarantined
+      (counted in `quarantined`, a WARNING once per burst): one bogus stamp must not move bars into the future.
     """
 
     def __init__(self, client: ProjectX, contract: Contract, bus: EventBus, *, symbol: str,
                  timeframes: Sequence[str] = ("1min", "5min"), max_bars: int = 2000,
                  session: Callable[[datetime], bool] = globex_open, stale_after: float = 30.0,
-                 stats: ComponentStats | None = None) -> None:
+                 stats: ComponentStats | None = None, clock: Callable[[], datetime] | None = None,
+                 max_ahead: float = 60.0) -> None:
         self.client = client
         self.contract = contract
         self.bus = bus
@@ -63,6 +66,10 @@ class RealtimeDataManager:
         self.session = session
         self.stale_after = stale_after
         self.stats = stats or ComponentStats(f"data.{symbol}")
+        self.clock = clock  # the exchange clock; None: stamps are not checked
+        self.max_ahead = timedelta(seconds=max_ahead)
+        self.quarantined = 0  # trades and quotes refused for a stamp too far ahead of the clock
+        self._burst = 0  # quarantined since the last event stamped in range
         self.quote: Quote | None = None
         self.stale = False
         self.last_event = time.monotonic()  # monotonic time of the last market event of this contract
@@ -71,6 +78,7 @@ class RealtimeDataManager:
         self._cut: dict[str, int] = {}  # per timeframe: held trades stamped from here on are not in its history
         self._dirty: dict[str, int] = {}  # per timeframe: bars of buckets that began before this are checked
         self._repairs: set[asyncio.Task[None]] = set()
+        self._again = False  # a reconnect came during a load: reload once more after it
 
     # ------------------------------------------------------------------ start-up
 
@@ -91,16 +99,38 @@ class RealtimeDataManager:
         if finest and self.bars.last_price is None:
             self.bars.on_quote(finest[-1].close, finest[-1].timestamp)
         self._replay()
+        if self._again:  # the feed reconnected while the history was read: the gap may be missing from it
+            await self.resync(clock=clock)
         return {name: len(bars) for name, bars in loaded.items()}
 
-    async def resync(self, *, clock: Callable[[], datetime] | None = None) -> int:
+    async def resync(self, *, clock: Callable[[], datetime] | None = None) -> int | None:
         """After the market feed reconnected: reload every timeframe from its newest bar on (the trades of the
         gap were never pushed), announce the bars that closed meanwhile with NEW_BAR, then replay the pushes
-        held during the reload. Returns how many bars the gap closed."""
-        if self._pending is not None:  # still starting: initialize() reads the history anyway
-            return 0
+        held during the reload. Returns how many bars the gap closed.
+
+        While a load runs (start-up or another reload) the call only queues one more reload after it and
+        returns None: reconnects during a reload coalesce into that one. A queued reload still runs when the
+        one before it fails."""
+        if self._pending is not None:
+            self._again = True
+            return None
+        closed = 0
+        while True:
+            self._again = False
+            try:
+                closed += await self._reload(clock)
+            except PxError as exc:
+                if not self._again:
+                    raise
+                log.warning("%s: reloading bars failed (%s); reloading again for the reconnect since", self.symbol,
+                            exc)
+                continue
+            if not self._again:
+                return closed
+
+    async def _reload(self, clock: Callable[[], datetime] | None) -> int:
         self._pending = []
-        clock = clock or self.client.gateway_now
+        clock = clock or self.clock or self.client.gateway_now
         now = clock()
 
         def days(tf: Timeframe) -> float:
@@ -125,7 +155,7 @@ class RealtimeDataManager:
         that moment cannot be told apart, so bars of buckets that began before it are fetched again, final,
         when they close.
         """
-        clock = clock or self.client.gateway_now
+        clock = clock or self.clock or self.client.gateway_now
         now = clock()
         histories = await asyncio.gather(*(self._history(tf, days(tf), now) for tf in self.timeframes))
         read_at = to_us((read_clock or clock)())
@@ -149,6 +179,8 @@ class RealtimeDataManager:
     def _replay(self) -> None:
         """Apply the pushes held while history was read, each trade to the series whose history lacks it."""
         pending, self._pending = self._pending or [], None
+        if pending:
+            self.touch()  # live again from here
         ticks = self.bus.wants(EventType.TICK)
         cuts = [(name, series, self._cut.get(name, 0)) for name, series in self.bars.series.items()]
         for item in pending:
@@ -202,13 +234,16 @@ class RealtimeDataManager:
 
     # ------------------------------------------------------------------ input (called by the suite's router)
 
-    def apply_trades(self, trades: Iterable[MarketTrade | None], received: float | None = None) -> None:
-        """Apply one GatewayTrade batch: every timeframe, TICK events, then NEW_BAR / BAR_UPDATED."""
+    def apply_trades(self, trades: Iterable[MarketTrade | None], received: float | None = None) -> list[MarketTrade]:
+        """Apply one GatewayTrade batch: every timeframe, TICK events, then NEW_BAR / BAR_UPDATED. Returns the
+        trades taken (held ones included): the batch less the quarantined."""
         batch = [t for t in trades if t is not None]
+        if batch and self.clock is not None:
+            batch = self._in_time(batch)
         self.touch()
         if self._pending is not None:
             self._pending.append(batch)
-            return
+            return batch
         bus, bars, symbol = self.bus, self.bars, self.symbol
         ticks = bus.wants(EventType.TICK)
         for trade in batch:
@@ -226,11 +261,19 @@ class RealtimeDataManager:
                                     timestamp=batch[-1].timestamp)
         if received is not None:
             self.stats.latency((time.time() - received) * 1000)
+        return batch
 
-    def apply_quote(self, quote: Quote, received: float | None = None) -> None:
-        """Merge a (possibly partial) quote into the last one; a last price it carries moves the current price."""
-        self.touch()
+    def apply_quote(self, quote: Quote, received: float | None = None) -> bool:
+        """Merge a (possibly partial) quote into the last one; a last price it carries moves the current price.
+        Returns False for a quote quarantined for its stamp (nothing of it is kept)."""
         pushed = quote
+        own_stamp = quote.timestamp or quote.last_updated
+        self.touch()
+        if own_stamp is not None and self.clock is not None:
+            if own_stamp > self.clock() + self.max_ahead:
+                self._quarantine(own_stamp, "quote")
+                return False
+            self._in_range()
         if self.quote is not None:
             changed = {f.name: v for f in dataclasses.fields(Quote) if (v := getattr(quote, f.name)) is not None}
             quote = dataclasses.replace(self.quote, **changed)
@@ -244,9 +287,42 @@ class RealtimeDataManager:
         self.stats.count("quotes")
         if self.bus.wants(EventType.QUOTE_UPDATE):
             self.bus.emit_nowait(EventType.QUOTE_UPDATE, quote, source=self.symbol, timestamp=stamp)
+        return True
+
+    def _in_time(self, batch: list[MarketTrade]) -> list[MarketTrade]:
+        """The trades of a batch stamped no further than `max_ahead` past the exchange clock; the rest quarantined."""
+        limit = self.clock() + self.max_ahead
+        kept = [t for t in batch if t.timestamp <= limit]
+        if len(kept) == len(batch):
+            self._in_range()
+            return batch
+        for trade in batch:  # in order: a burst ends at the first trade in range
+            if trade.timestamp > limit:
+                self._quarantine(trade.timestamp, "trade")
+            else:
+                self._in_range()
+        return kept
+
+    def _quarantine(self, stamp: datetime, what: str) -> None:
+        """Count an event stamped too far ahead of the exchange clock; the first of a burst is logged."""
+        self.quarantined += 1
+        self.stats.count("quarantined")
+        if not self._burst:
+            log.warning("%s: %s stamped %s, more than %.0f s ahead of the exchange clock, quarantined (so are the "
+                        "ones after it until a stamp is in range)", self.symbol, what, stamp.isoformat(),
+                        self.max_ahead.total_seconds())
+        self._burst += 1
+
+    def _in_range(self) -> None:
+        if self._burst:
+            log.info("%s: stamps in range again after %d quarantined", self.symbol, self._burst)
+            self._burst = 0
 
     def touch(self) -> None:
-        """Note that the contract's feed spoke (any market event, depth included)."""
+        """Note that the contract's feed spoke (any market event, depth included). Not while its pushes are held
+        for a load: bars and price stand still then, so the hold counts toward staleness."""
+        if self._pending is not None:
+            return
         self.last_event = time.monotonic()
         if self.stale:
             self.stale = False
