@@ -112,7 +112,7 @@ class TokenManager:
             code = body.get("errorCode")
             code = code if isinstance(code, int) and not isinstance(code, bool) else None
             message = body.get("errorMessage")
-            raise AuthenticationError(f"login refused for user {self._username!r}: errorCode {code}"
+            raise AuthenticationError(f"{LOGIN_PATH}: login refused for user {self._username!r}: errorCode {code}"
                                       f" {message if isinstance(message, str) else ''}".rstrip(), code)
         self._install(_token_in(LOGIN_PATH, body, "token"), replaced=self.logins > 0)
         self.logins += 1

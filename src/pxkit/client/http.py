@@ -24,7 +24,6 @@ from ..errors import (
     OrderNotFoundError,
     OrderRejectedError,
     OrderStateUnknownError,
-    PositionNotFoundError,
     ProtocolError,
     PxError,
     TransportError,
@@ -281,8 +280,7 @@ class ProjectX:
         async def working() -> bool:
             return any(o.id == order_id for o in await self.search_open_orders(account_id=account))
 
-        await self._until_done(CANCEL_PATH, {"accountId": account, "orderId": order_id}, working,
-                               OrderNotFoundError)
+        await self._until_done(CANCEL_PATH, {"accountId": account, "orderId": order_id}, working)
 
     async def search_orders(self, start: datetime | None = None, end: datetime | None = None, *,
                             account_id: int | None = None) -> list[Order]:
@@ -310,8 +308,7 @@ class ProjectX:
             return any(p.contract_id == contract.id and p.size for p in
                        await self.search_open_positions(account_id=account))
 
-        await self._until_done(CLOSE_PATH, {"accountId": account, "contractId": contract.id}, still_open,
-                               PositionNotFoundError)
+        await self._until_done(CLOSE_PATH, {"accountId": account, "contractId": contract.id}, still_open)
 
     async def partially_close_position(self, symbol: str, size: int, *, account_id: int | None = None) -> None:
         """Reduce a position by `size`. Never repeated: after a lost answer the TransportError
@@ -329,10 +326,10 @@ class ProjectX:
         return await self._read("/api/Trade/search", self._window(start, end, account_id),
                                 lambda answer: decode_list(Trade, answer, "trades"))
 
-    async def _until_done(self, path: str, body: dict[str, Any], pending: Callable[[], Awaitable[bool]],
-                          gone: type[GatewayError]) -> None:
+    async def _until_done(self, path: str, body: dict[str, Any], pending: Callable[[], Awaitable[bool]]) -> None:
         """Send a command that is harmless to repeat; after an answer that may have been lost, send it again only
-        while `pending()` says the gateway still needs it. `gone` (nothing left to act on) ends a repeat."""
+        while `pending()` says the gateway still needs it. A refused repeat is fine once nothing is pending
+        (an earlier send did it, or the order ended meanwhile)."""
         attempt = 0
         while True:
             attempt += 1
@@ -345,18 +342,18 @@ class ProjectX:
                 failure: PxError = exc
             except ProtocolError as exc:
                 failure = exc
-            except gone:
+            except GatewayError as exc:
                 if attempt == 1:
                     raise
-                return  # an earlier send did it, or it ended meanwhile
+                failure = exc
             try:
                 needed = await pending()
             except PxError as exc:
                 raise failure from exc
             if not needed:
-                log.info("%s: the answer was lost but the gateway did it", path)
+                log.info("%s: an answer was lost or refused, but nothing is left to do", path)
                 return
-            if attempt >= self.transport.retry.attempts:
+            if isinstance(failure, GatewayError) or attempt >= self.transport.retry.attempts:
                 raise failure
             log.warning("%s: the answer was lost and it is still needed; sending it again", path)
             await asyncio.sleep(self.transport.retry.delay(attempt, failure))
