@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..codec import from_wire, missing_fields
+from ..codec import envelope, failure, from_wire, missing_fields
 from ..errors import ProtocolError
 from .auth import Credentials, TokenIssuer
 from .engine import Simulator
@@ -20,6 +20,10 @@ from .hub import MAX_BACKLOG, Hub, HubConnection, HubMethodError
 from .ratelimit import Limit, SlidingWindows
 from .rest import GatewayApi, Route
 
+ACCOUNT_SEARCH = "/api/Account/search"
+ACCOUNT_NOT_FOUND = 1  # the errorCode every account-bearing endpoint answers for an account it does not know
+_LISTINGS = {"/api/Order/search": "orders", "/api/Order/searchOpen": "orders", "/api/Position/searchOpen": "positions",
+             "/api/Trade/search": "trades"}  # sent as null, like the payload key of a failed Order/place
 REQUEST_LOG_SIZE = 10_000  # the request log keeps at least this many newest entries and at most twice as many
 
 # hub method -> (subscribe?, topic, takes an argument)
@@ -64,11 +68,15 @@ def _problem(errors: dict[str, list[str]]) -> web.Response:
 
 
 class GatewayApp:
-    """Wires a Simulator to HTTP: every REST endpoint of the protocol plus /hubs/user and /hubs/market."""
+    """Wires a Simulator to HTTP: every REST endpoint of the protocol plus /hubs/user and /hubs/market.
+
+    Every account belongs to the configured user: a token of any other user sees no account and acts on none.
+    """
 
     def __init__(self, sim: Simulator, credentials: Credentials, *, secret: bytes, token_ttl: float = 86_400.0,
                  rate_limits: dict[str, Limit] | None = None, hubs: HubSettings = HubSettings()) -> None:
         self.sim = sim
+        self.owner = credentials.user_name
         self.tokens = TokenIssuer(secret, token_ttl)
         self.api = GatewayApi(sim, self.tokens, credentials)
         self.limits = SlidingWindows(rate_limits)
@@ -76,9 +84,9 @@ class GatewayApp:
         self.requests: list[LoggedRequest] = []
         timing = {"ping_interval": hubs.ping_interval, "client_timeout": hubs.client_timeout,
                   "coalesce": hubs.coalesce, "max_backlog": hubs.max_backlog}
-        self.user_hub = Hub("user", invoke=self._user_invoke, authorize=self.tokens.check,
+        self.user_hub = Hub("user", invoke=self._user_invoke, authorize=self.tokens.user_of,
                             on_disconnect=sim.drop_subscriber, **timing)
-        self.market_hub = Hub("market", invoke=self._market_invoke, authorize=self.tokens.check,
+        self.market_hub = Hub("market", invoke=self._market_invoke, authorize=self.tokens.user_of,
                               on_disconnect=sim.drop_subscriber, **timing)
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         for route in self.api.routes:
@@ -121,8 +129,9 @@ class GatewayApp:
             return web.Response(status=self.faults.reject_status, headers=headers)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
+        user = self.tokens.user_of(token)
         if route.authenticated:
-            if not self.tokens.check(token):
+            if user is None:
                 return web.Response(status=401)
             wait = self.limits.admit(request.remote or "local", route.path)
             if wait:
@@ -138,15 +147,31 @@ class GatewayApp:
                 body = from_wire(route.body, entry.body)
             except ProtocolError as exc:
                 return _problem({"$": [str(exc)]})
+        if route.authenticated and user != self.owner:
+            refusal = self._not_theirs(route, body)
+            if refusal is not None:
+                return web.json_response(refusal)
         if self.sim.clock.realtime:
             self.sim.step()  # bring the market up to now before acting on it
         return web.json_response(self.api.handle(route, body))
+
+    @staticmethod
+    def _not_theirs(route: Route, body: Any) -> dict[str, Any] | None:
+        """The answer to a user who owns no account: none found, none to act on (None: nothing account-bound)."""
+        if route.path == ACCOUNT_SEARCH:
+            return envelope(accounts=[])
+        account_id = getattr(body, "account_id", None)
+        if account_id is None:
+            return None
+        key = route.payload_key or _LISTINGS.get(route.path)
+        payload = {key: None} if key else {}
+        return failure(ACCOUNT_NOT_FOUND, f"Account {account_id} not found", **payload)
 
     # ------------------------------------------------------------------ hubs
 
     def _user_invoke(self, conn: HubConnection, target: str, args: list[Any]) -> None:
         subscribe, topic, takes_arg = self._method(_USER_METHODS, target, args)
-        accounts = self.sim.exchange.ledger.accounts
+        accounts = self.sim.exchange.ledger.accounts if conn.user == self.owner else {}
         if takes_arg:
             account_id = args[0]
             if isinstance(account_id, bool) or not isinstance(account_id, int) or account_id not in accounts:

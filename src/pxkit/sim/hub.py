@@ -63,8 +63,9 @@ class HubConnection:
     """One connected client of a hub."""
 
     def __init__(self, hub: Hub, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
-                 connection_id: str) -> None:
+                 connection_id: str, user: Any) -> None:
         self.connection_id = connection_id
+        self.user = user  # whom the connection's token acts for (what the hub's `authorize` answered)
         self.hub_name = hub.name
         self.state: dict[str, Any] = {}
         self._hub = hub
@@ -298,11 +299,14 @@ class HubConnection:
 
 
 class Hub:
-    """A SignalR hub endpoint: negotiate + WebSocket, handshake, invocations, pings, client timeout."""
+    """A SignalR hub endpoint: negotiate + WebSocket, handshake, invocations, pings, client timeout.
+
+    `authorize(token)` answers whom a token acts for (kept as the connection's `user`), or a falsy value to refuse.
+    """
 
     def __init__(self, name: str, *,
                  invoke: Callable[[HubConnection, str, list[Any]], Any],
-                 authorize: Callable[[str | None], bool],
+                 authorize: Callable[[str | None], Any],
                  on_connect: Callable[[HubConnection], None] | None = None,
                  on_disconnect: Callable[[HubConnection], None] | None = None,
                  ping_interval: float = 15.0, client_timeout: float = 30.0, coalesce: bool = True,
@@ -382,7 +386,8 @@ class Hub:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         self._check_open()
-        if not self._authorize(_token(request)):
+        user = self._authorize(_token(request))
+        if not user:
             raise web.HTTPUnauthorized()
         key = request.query.get("id")
         if key is None:
@@ -395,7 +400,7 @@ class Hub:
         ws = web.WebSocketResponse(heartbeat=None, autoping=False, compress=False, timeout=_CLOSE_TIMEOUT,
                                    max_msg_size=_MAX_MESSAGE)
         await ws.prepare(request)
-        conn = HubConnection(self, ws, request.transport, connection_id)
+        conn = HubConnection(self, ws, request.transport, connection_id, user)
         self._conns[conn] = None
         try:
             await conn._run()

@@ -92,7 +92,7 @@ class GatewayApi:
         self.tokens.revoke(token)
 
     def validate(self, body: Any) -> dict[str, Any]:
-        return envelope(newToken=self.tokens.issue(self.credentials.user_name))
+        return envelope(newToken=self.tokens.issue(self.tokens.user_of(body) or ""))
 
     # ------------------------------------------------------------------ reference data
 
