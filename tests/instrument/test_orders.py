@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 from datetime import timedelta
 
 import pytest
@@ -272,3 +274,27 @@ async def test_apply_ignores_stale_repeated_and_foreign_updates(trading):
     replay.apply(dataclasses.replace(opened, id=6), UserAction.CREATED)
     replay.apply(dataclasses.replace(opened, id=6, status=OrderStatus.EXPIRED), UserAction.UPDATED)
     assert seen[3:] == [PLACED, EventType.ORDER_REJECTED, PLACED, CANCELLED]
+
+
+async def test_commands_and_waits_from_another_threads_loop_run_on_the_managers_loop(trading):
+    """A script or widget running asyncio.run in a thread: the order and its wait happen on the owner's loop."""
+    sent_on: list[int] = []
+    place = trading.px.place_order
+
+    async def observed(*args, **kwargs):
+        sent_on.append(threading.get_ident())
+        return await place(*args, **kwargs)
+
+    trading.px.place_order = observed  # observed, not replaced: the simulator still takes the order
+
+    async def trade():
+        handle = await trading.orders.place_market_order(OrderSide.BUY, 1)
+        return await handle.wait_filled(timeout=10)
+
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(asyncio.run(trade(), debug=True)))
+    thread.start()
+    await asyncio.to_thread(thread.join, 20)
+    (filled,) = done
+    assert filled.status is OrderStatus.FILLED and trading.sim_order(filled.id).fill_volume == 1
+    assert sent_on == [threading.get_ident()]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 
 import pytest
 
@@ -136,3 +138,27 @@ async def test_apply_position_opens_changes_closes_and_ignores_repeats_and_forei
     replay.apply_position(dataclasses.replace(grown, size=0), UserAction.DELETED)  # how reconciliation closes one
     replay.apply_position(dataclasses.replace(grown, size=0), UserAction.UPDATED)  # already flat
     assert seen == [(OPENED, 1), (CHANGED, 2), (CLOSED, 0)] and replay.position is None
+
+
+async def test_closing_from_another_threads_loop_runs_on_the_managers_loop(trading):
+    await (await trading.orders.place_market_order("buy", 2)).wait_filled(timeout=10)
+    await trading.until(lambda: trading.positions.size == 2, "the long position")
+    closed_on: list[int] = []
+    for name in ("partially_close_position", "close_position"):
+        call = getattr(trading.px, name)
+
+        async def observed(*args, call=call, **kwargs):
+            closed_on.append(threading.get_ident())
+            return await call(*args, **kwargs)
+
+        setattr(trading.px, name, observed)  # observed, not replaced: the simulator still closes
+
+    async def close():
+        await trading.positions.partially_close_position(1)
+        await trading.positions.close_position()
+
+    thread = threading.Thread(target=lambda: asyncio.run(close(), debug=True))
+    thread.start()
+    await asyncio.to_thread(thread.join, 20)
+    await trading.until(lambda: trading.positions.size == 0, "the flat position")
+    assert closed_on == [threading.get_ident()] * 2
