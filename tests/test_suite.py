@@ -164,6 +164,9 @@ def test_bad_arguments_fail_before_anything_starts() -> None:
         TradingSuite.create("MNQ", features=["nope"])
     with pytest.raises(InputError, match="timeframe"):
         TradingSuite.create("MNQ", timeframes=["7parsecs"])
+    for bad in (0, -5.0, "60", True, float("nan")):
+        with pytest.raises(InputError, match="max_ahead"):
+            TradingSuite.create("MNQ", max_ahead=bad)
 
 
 async def test_quiet_minute_closes_its_bar_on_time(sim: SimServer) -> None:
