@@ -289,12 +289,19 @@ async def test_commands_and_waits_from_another_threads_loop_run_on_the_managers_
 
     async def trade():
         handle = await trading.orders.place_market_order(OrderSide.BUY, 1)
-        return await handle.wait_filled(timeout=10)
+        resting = await trading.orders.place_limit_order(OrderSide.BUY, 1, trading.contract.round_price(
+            trading.last() - 50))
+        return await handle.wait_filled(timeout=10), await resting.wait_done(timeout=10)
 
     done: list = []
     thread = threading.Thread(target=lambda: done.append(asyncio.run(trade(), debug=True)))
     thread.start()
+    await trading.until(lambda: trading.orders._waiters, "the thread waiting for the resting order")
+    (waiting,) = trading.orders._waiters.values()
+    assert all(future.get_loop() is asyncio.get_running_loop() for future in waiting)  # resolved here, safely
+    await trading.orders.cancel_order(trading.orders.working()[0].id)  # ends it while the thread waits
     await asyncio.to_thread(thread.join, 20)
-    (filled,) = done
+    ((filled, cancelled),) = done
     assert filled.status is OrderStatus.FILLED and trading.sim_order(filled.id).fill_volume == 1
-    assert sent_on == [threading.get_ident()]
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert sent_on == [threading.get_ident()] * 2

@@ -102,7 +102,7 @@ class OrderHandle:
         order = self.order
         if order is not None and order.status in TERMINAL:
             return order
-        return await on_loop(self._manager.loop, asyncio.wait_for(self._manager._ended(self.id), timeout))
+        return await on_loop(self._manager.loop, self._manager._wait_ended(self.id, timeout))
 
     async def wait_filled(self, timeout: float | None = None) -> Order:
         """The completely filled order; OrderEndedError if it ends otherwise, TimeoutError after `timeout` s."""
@@ -249,6 +249,9 @@ class OrderManager:
                     self._brackets.remove(bracket)
                     bracket._settle()
                 return
+
+    async def _wait_ended(self, order_id: int, timeout: float | None) -> Order:
+        return await asyncio.wait_for(self._ended(order_id), timeout)
 
     def _ended(self, order_id: int) -> asyncio.Future[Order]:
         """A future that `apply` resolves with the order when it ends."""
