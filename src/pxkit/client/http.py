@@ -229,12 +229,16 @@ class ProjectX:
                 if attempt == 1:  # sent once (the transport resends a mutation only when it never connected),
                     raise         # so a refused tag here was reused by the caller
                 failure = exc  # how a reused customTag is refused: an earlier send did arrive
+            except GatewayError as exc:
+                if type(exc) is not GatewayError:  # a refusal this client knows: nothing was placed
+                    raise
+                failure = exc  # an errorCode (or HTTP status) this client does not know: the order may exist
             log.warning("placing order %s: %s; looking the tag up before anything else", tag, type(failure).__name__)
             found = await self._look_up_tag(request, failure)
             if found is not None:
                 log.info("order %s reached the gateway as id %d; not sending it again", tag, found.id)
                 return found.id
-            if isinstance(failure, OrderRejectedError):
+            if isinstance(failure, GatewayError):
                 raise failure
             if isinstance(failure, ProtocolError) or not self.transport.retry.should_retry(attempt, failure):
                 raise OrderStateUnknownError(f"order {tag} may be live: {failure}; its tag was not found (yet)",
@@ -311,8 +315,8 @@ class ProjectX:
         await self._until_done(CLOSE_PATH, {"accountId": account, "contractId": contract.id}, still_open)
 
     async def partially_close_position(self, symbol: str, size: int, *, account_id: int | None = None) -> None:
-        """Reduce a position by `size`. Never repeated: after a lost answer the TransportError
-        (`maybe_processed=True`) reaches the caller, since a second partial close would reduce it twice."""
+        """Reduce a position by `size`. Never repeated, since a second partial close would reduce it twice: after
+        a lost or unreadable answer the TransportError (`maybe_processed=True`) or ProtocolError reaches the caller."""
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
         contract = await self.get_instrument(symbol)
@@ -327,9 +331,9 @@ class ProjectX:
                                 lambda answer: decode_list(Trade, answer, "trades"))
 
     async def _until_done(self, path: str, body: dict[str, Any], pending: Callable[[], Awaitable[bool]]) -> None:
-        """Send a command that is harmless to repeat; after an answer that may have been lost, send it again only
-        while `pending()` says the gateway still needs it. A refused repeat is fine once nothing is pending
-        (an earlier send did it, or the order ended meanwhile)."""
+        """Send a command that is harmless to repeat; after an answer that may have been lost, unreadable or an
+        unknown errorCode, send it again only while `pending()` says the gateway still needs it. A refused
+        repeat is fine once nothing is pending (an earlier send did it, or the order ended meanwhile)."""
         attempt = 0
         while True:
             attempt += 1
@@ -343,9 +347,9 @@ class ProjectX:
             except ProtocolError as exc:
                 failure = exc
             except GatewayError as exc:
-                if attempt == 1:
+                if attempt == 1 and type(exc) is not GatewayError:  # a refusal this client knows
                     raise
-                failure = exc
+                failure = exc  # an unknown errorCode, or a refused repeat: the gateway decides
             try:
                 needed = await pending()
             except PxError as exc:
