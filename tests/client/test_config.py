@@ -158,7 +158,8 @@ def test_from_file_ill_typed_values_are_config_errors(tmp_path: Path, settings: 
     {"timeout": -0.1}, {"token_refresh_buffer": -1}, {"retry_base_delay": -1}, {"retry_max_delay": -1},
     {"breaker_reset_timeout": -5}, {"retry_attempts": 0}, {"breaker_failure_threshold": 0},
     {"general_rate_limit": (0, 60)}, {"general_rate_limit": (200, 0)}, {"history_rate_limit": (30, -1.0)},
-    {"history_rate_limit": (-1, 30)},
+    {"history_rate_limit": (-1, 30)}, {"max_retry_after": -1}, {"max_retry_after": float("inf")},
+    {"max_retry_after": float("nan")}, {"timeout": float("nan")}, {"general_rate_limit": (200, float("nan"))},
 ])
 def test_invalid_values_raise_config_error(changes: dict[str, Any]) -> None:
     name = next(iter(changes))
@@ -173,6 +174,11 @@ def test_invalid_values_raise_config_error(changes: dict[str, Any]) -> None:
 ])
 def test_boundary_values_are_accepted(changes: dict[str, Any]) -> None:
     assert ProjectXConfig(**changes).replace(username="u") is not None
+
+
+def test_retry_after_is_capped_at_thirty_seconds_by_default() -> None:
+    assert DEFAULT.max_retry_after == 30.0
+    assert ProjectXConfig(max_retry_after=0).max_retry_after == 0
 
 
 def test_require_credentials() -> None:

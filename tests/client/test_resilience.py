@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pxkit.client.answers import retry_after
 from pxkit.client.resilience import CircuitBreaker, CircuitState, RateLimiter, RetryPolicy
 from pxkit.client.transport import GatewayTransport
 from pxkit.config import ProjectXConfig
@@ -105,6 +106,26 @@ async def test_push_back_uses_the_limiter_clock() -> None:
     clock.now = 58.0
     assert await rl.acquire("/a") == 0.0
     assert rl.waited == pytest.approx(0.05)
+
+
+async def test_an_urgent_request_is_counted_but_never_waits_for_a_full_window_or_an_embargo() -> None:
+    rl = limiter(general=(3, WINDOW), margin=0.0)
+    rl.push_back("/a", 60.0)  # a read was told to wait a minute
+    slots = [await asyncio.wait_for(rl.take("/a", urgent=True), 1.0) for _ in range(3)]
+    assert [slot.waited for slot in slots] == [0.0, 0.0, 0.0] and rl.waited == 0.0
+    fresh = limiter(general=(3, WINDOW), margin=0.0)
+    for _ in range(3):
+        await fresh.take("/a", urgent=True)
+    assert await fresh.acquire("/a") > 0  # counted: the window was full
+
+
+async def test_a_push_back_reaches_a_request_already_waiting_for_its_slot() -> None:
+    rl = limiter(general=(1, 0.05), margin=0.0)
+    await rl.acquire("/a")
+    waiting = asyncio.create_task(rl.acquire("/a"))  # pauses ~0.05 s for the oldest slot
+    await asyncio.sleep(0)  # one step: it computes its pause and sleeps
+    rl.push_back("/a", 0.3)  # meanwhile a 429 says: nothing for 0.3 s
+    assert await waiting >= 0.2  # it honoured the embargo instead of the slot it was waiting for
 
 
 async def test_concurrent_acquirers_are_served_first_come_first_served() -> None:
@@ -290,6 +311,15 @@ def test_retry_delay_never_exceeds_max_delay() -> None:
 def test_retry_after_is_honoured_exactly(retry_after: float, attempt: int) -> None:
     policy = RetryPolicy(attempts=5, base_delay=0.5, max_delay=30.0, jitter=0.2, rng=random.Random(1))
     assert policy.delay(attempt, RateLimitError("429", retry_after=retry_after)) == retry_after
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("2.5", 2.5), ("0", 0.0), ("30", 30.0), ("3600", 30.0), ("1e300", 30.0), ("1e309", 30.0), ("inf", 30.0),
+    ("-5", 0.0), ("-inf", 0.0), ("nan", None), ("soon", None), (None, None),
+])
+def test_retry_after_is_read_within_zero_and_the_cap(header: str | None, expected: float | None) -> None:
+    response = httpx.Response(429, headers={} if header is None else {"Retry-After": header})
+    assert retry_after(response, 30.0) == expected
 
 
 def test_rate_limit_without_retry_after_backs_off() -> None:
