@@ -31,7 +31,6 @@ from ..errors import (
     RateLimitError,
     ServerError,
 )
-from .auth import LOGIN_PATH
 
 HISTORY_PATH = "/api/History/retrieveBars"
 _SEARCHES = {int(SearchError.ACCOUNT_NOT_FOUND): AccountNotFoundError}
@@ -106,11 +105,12 @@ def json_body(path: str, response: httpx.Response) -> Any:
                             f"{type(exc).__name__})") from None
 
 
-def read_answer(path: str, response: httpx.Response, max_retry_after: float) -> dict[str, Any]:
+def read_answer(path: str, response: httpx.Response, max_retry_after: float, *,
+                refusal_returned: bool = False) -> dict[str, Any]:
     """The body of a successful answer, or the typed error the answer stands for.
 
-    Only `success: true` is success; `success: false` is the endpoint's GatewayError (a refused login is
-    returned, for the TokenManager to judge); anything else is a ProtocolError naming the endpoint.
+    Only `success: true` is success; `success: false` is the endpoint's GatewayError (or, with
+    `refusal_returned`, the body itself, for a login its caller judges); anything else is a ProtocolError.
     """
     status = response.status_code
     if status == 200:
@@ -118,7 +118,7 @@ def read_answer(path: str, response: httpx.Response, max_retry_after: float) -> 
         if not isinstance(body, dict):
             raise ProtocolError(f"{path}: answer is not a JSON object (got {type(body).__name__})")
         success = body.get("success")
-        if success is True or (success is False and path == LOGIN_PATH):
+        if success is True or (success is False and refusal_returned):
             return body
         if success is False:
             raise gateway_error(path, body)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import AuthenticationError, GatewayError, ProtocolError, TransportError
+from .answers import is_whole
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class TokenManager:
         body = await self._post(LOGIN_PATH, {"userName": self._username, "apiKey": self._api_key}, None)
         if body.get("success") is not True:
             code = body.get("errorCode")
-            code = code if isinstance(code, int) and not isinstance(code, bool) else None
+            code = code if is_whole(code) else None
             message = body.get("errorMessage")
             raise AuthenticationError(f"{LOGIN_PATH}: login refused for user {self._username!r}: errorCode {code}"
                                       f" {message if isinstance(message, str) else ''}".rstrip(), code)

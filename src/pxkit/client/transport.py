@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..loops import on_loop
 from .answers import HISTORY_PATH, read_answer
-from .auth import TokenManager
+from .auth import LOGIN_PATH, TokenManager
 from .resilience import CircuitBreaker, RateLimiter, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class GatewayTransport:
         if response.status_code == 401 and authenticated and token is not None:
             token = await self.tokens.renew(token)
             response = await self._send(path, body, token)
-        return read_answer(path, response, self.max_retry_after)
+        return read_answer(path, response, self.max_retry_after, refusal_returned=path == LOGIN_PATH)
 
     async def _send(self, path: str, body: dict[str, Any] | None, token: str | None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else None
