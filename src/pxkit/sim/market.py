@@ -56,7 +56,7 @@ class Market:
         self._contracts: dict[str, tuple[ProductSpec, Contract]] = {
             c.id: (spec, c) for spec, c in listed_contracts(listed_at)
         }
-        self._book = functools.lru_cache(maxsize=4096)(self._build_book)
+        self._book = functools.lru_cache(maxsize=512)(self._build_book)  # recent books of the streamed contracts
         self._paths = {
             spec.root: PricePath(spec, seed, i, trades_per_minute) for i, spec in enumerate(PRODUCTS)
         }
