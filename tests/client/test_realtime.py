@@ -125,8 +125,9 @@ async def make_env():
             env = Env(sim, px, rt)
             for hub in (sim.gateway.user_hub, sim.gateway.market_hub):
                 def checked(token, _name=hub.name, _authorize=hub._authorize):
-                    env.auth.append((_name, token, accepted := _authorize(token)))
-                    return accepted
+                    user = _authorize(token)  # the token's user, or nothing when it is refused
+                    env.auth.append((_name, token, bool(user)))
+                    return user
 
                 def invoked(conn, target, args, _name=hub.name, _invoke=hub._invoke):
                     env.calls.append((_name, target, list(args)))
