@@ -117,9 +117,10 @@ class Env:
 async def make_env():
     """Build sim + REST client + realtime client (connected); everything is torn down, the client first."""
     async with contextlib.AsyncExitStack() as stack:
-        async def make(config: SimConfig | None = None, connect: bool = True, **link: Any) -> Env:
+        async def make(config: SimConfig | None = None, connect: bool = True, hubs: HubSettings | None = None,
+                       **link: Any) -> Env:
             sim = await stack.enter_async_context(
-                SimServer(config=config or SimConfig(seed=1), hubs=HubSettings(ping_interval=0.3)))
+                SimServer(config=config or SimConfig(seed=1), hubs=hubs or HubSettings(ping_interval=0.3)))
             px = await stack.enter_async_context(ProjectX(ProjectXConfig.for_simulator(sim.base_url)))
             rt = ProjectXRealtimeClient(px.config, px.tokens, settings=replace(FAST, **link), rest=px)
             env = Env(sim, px, rt)
@@ -319,6 +320,22 @@ async def test_a_fill_and_a_cancel_while_the_user_hub_is_down_are_reconciled(mak
     assert state.orders == {o.id: o for o in await px.search_open_orders()} and set(state.orders) == {kept}
     assert state.positions == {p.contract_id: p for p in await px.search_open_positions()}
     assert state.account == server_account
+
+
+async def test_a_reconciliation_slower_than_the_servers_client_timeout_keeps_the_user_hub_up(make_env, caplog):
+    env = await make_env(hubs=HubSettings(ping_interval=0.3, client_timeout=1.0), keepalive_interval=0.2)
+    reports = []
+    env.rt.on_reconciled(lambda account_id, report: reports.append(report))
+    await env.rt.subscribe_user(ACCOUNT)
+    since = len(env.states)
+    caplog.set_level("INFO", logger="pxkit.sim.hub")
+    env.sim.faults.add_latency(0.8)  # the reconciliation's five REST reads take about 4 s: 4 client timeouts
+    env.sim.drop_hub_connections()
+    await until(lambda: reports, "the reconciliation", timeout=20)
+    env.sim.faults.add_latency(0)
+    await until(lambda: LinkState.RECONNECTED in env.states_of("user", since), "the user hub back")
+    assert not [r.getMessage() for r in caplog.records if "timed out" in r.getMessage()]  # pinged all along
+    assert env.states_of("user", since) == CYCLE and env.subscribed("orders", ACCOUNT)
 
 
 @pytest.mark.parametrize("how", ["expired", "renewed"])

@@ -152,7 +152,7 @@ class HubLink:
             attempt = 0
             self._up.set()
             try:
-                await self._on_ready(ever_connected)  # subscriptions back (and state reconciled) first...
+                await self._keeping_alive(self._on_ready(ever_connected))  # subscriptions back, state reconciled...
             except Exception:
                 log.exception("%s hub: restoring subscriptions failed; reconnecting", self.name)
                 self._down.set()
@@ -234,6 +234,31 @@ class HubLink:
             _shut(connection)
             connection.stop()
 
+    def _ping(self) -> bool:
+        """Send a SignalR ping; False when the socket is gone."""
+        try:
+            self._connection.transport.send(PingMessage())
+        except Exception as exc:
+            log.info("%s hub: keepalive failed (%s)", self.name, type(exc).__name__)
+            return False
+        return True
+
+    async def _keeping_alive(self, work: Awaitable[None]) -> None:
+        """Await `work` (resubscribing, reconciling over REST with retries) while pinging, so that however long
+        it takes the server never sees a silent client."""
+        async def ping() -> None:
+            while True:
+                await asyncio.sleep(self.settings.keepalive_interval)
+                if self._down.is_set() or not self._ping():
+                    return
+
+        pinger = asyncio.create_task(ping(), name=f"pxkit-hub-{self.name}-keepalive")
+        try:
+            await work
+        finally:
+            pinger.cancel()
+            await asyncio.gather(pinger, return_exceptions=True)
+
     async def _watch(self) -> None:
         """Ping, and wait until the link is down, goes stale, or a reconnect is asked for."""
         settings = self.settings
@@ -244,10 +269,7 @@ class HubLink:
                 log.warning("%s hub: nothing received for %.1f s; reconnecting", self.name, now - self.last_received)
                 return
             if now >= next_ping:
-                try:
-                    self._connection.transport.send(PingMessage())
-                except Exception as exc:  # the socket is gone
-                    log.info("%s hub: keepalive failed (%s)", self.name, type(exc).__name__)
+                if not self._ping():
                     return
                 next_ping = now + settings.keepalive_interval
             wake = min(next_ping, self.last_received + settings.stale_after) - now
