@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from pxkit.sim import SimConfig, SimServer
+from pxkit.sim.app import HubSettings
 
 MNQ = "CON.F.US.MNQ.H26"  # the active MNQ contract at the simulator's default start (2026-03-02)
 ACCOUNT = 1001  # tradable practice account
@@ -14,8 +15,12 @@ LOCKED_ACCOUNT = 1003  # visible, cannot trade
 
 @pytest.fixture
 async def sim():
-    """A manual-clock simulator (seed 1): time moves only through `await sim.advance(seconds)`."""
-    async with SimServer(config=SimConfig(seed=1)) as server:
+    """A manual-clock simulator (seed 1): time moves only through `await sim.advance(seconds)`.
+
+    Its hubs ping every 0.5 s, so a client with the tests' short stale detection hears from a hub whose market is
+    standing still, as it would from the real gateway's 15 s pings with the default 30 s stale detection.
+    """
+    async with SimServer(config=SimConfig(seed=1), hubs=HubSettings(ping_interval=0.5)) as server:
         yield server
 
 

@@ -99,9 +99,6 @@ class OrderHandle:
 
     async def wait_done(self, timeout: float | None = None) -> Order:
         """The order once it is filled, cancelled, expired or rejected; TimeoutError after `timeout` s."""
-        order = self.order
-        if order is not None and order.status in TERMINAL:
-            return order
         return await on_loop(self._manager.loop, self._manager._wait_ended(self.id, timeout))
 
     async def wait_filled(self, timeout: float | None = None) -> Order:
@@ -251,6 +248,10 @@ class OrderManager:
                 return
 
     async def _wait_ended(self, order_id: int, timeout: float | None) -> Order:
+        """On the manager's loop, where `apply` runs: an order that ended before the wait began is returned."""
+        order = self._orders.get(order_id)
+        if order is not None and order.status in TERMINAL:
+            return order
         return await asyncio.wait_for(self._ended(order_id), timeout)
 
     def _ended(self, order_id: int) -> asyncio.Future[Order]:
