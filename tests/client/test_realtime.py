@@ -322,6 +322,34 @@ async def test_a_fill_and_a_cancel_while_the_user_hub_is_down_are_reconciled(mak
     assert state.account == server_account
 
 
+async def test_a_position_pushed_while_reconciling_is_the_one_the_report_carries(make_env):
+    env = await make_env()
+    px, reports = env.px, []
+    env.rt.on_reconciled(lambda account_id, report: reports.append(report))
+    await env.rt.subscribe_user(ACCOUNT)
+    state = env.rt.user_states[ACCOUNT]
+    since = len(env.states)
+    env.sim.refuse_hubs(1.0)
+    await until(lambda: LinkState.DISCONNECTED in env.states_of("user", since), "the user hub to drop")
+    await px.place_order("MNQ", "buy", 2)  # missed by the hub: the reconciliation reads a position of 2
+    accounts = px.list_accounts
+
+    async def fill_then_accounts(only_active: bool = True) -> list[Account]:
+        """The reconciliation reads the account after the positions: a fill pushed now is newer than that read."""
+        pushed = len(env.of("GatewayUserPosition"))
+        await px.place_order("MNQ", "buy", 1)  # the position is 3
+        await until(lambda: len(env.of("GatewayUserPosition")) > pushed, "the newer position's push")
+        px.list_accounts = accounts
+        return await accounts(only_active)
+
+    px.list_accounts = fill_then_accounts
+    await until(lambda: reports, "the reconciliation report")
+    gateway = {p.contract_id: p.size for p in await px.search_open_positions()}
+    assert gateway == {MNQ: 3} and state.positions[MNQ].size == 3
+    # routed after the push, the report must not take the position back to the 2 that was read before it
+    assert [(p.contract_id, p.size) for p in reports[0].positions_opened] == [(MNQ, 3)]
+
+
 async def test_a_reconciliation_slower_than_the_servers_client_timeout_keeps_the_user_hub_up(make_env, caplog):
     env = await make_env(hubs=HubSettings(ping_interval=0.3, client_timeout=1.0), keepalive_interval=0.2)
     reports = []

@@ -144,7 +144,9 @@ class StateReconciler:
         before_orders, before_positions, before_account = dict(state.orders), dict(state.positions), state.account
         known, before_trades = set(state.known_orders), dict(state.trades)
         truth = await self._fetch_and_install(with_trades=True)
-        open_orders, positions, account = truth.open_orders, truth.positions, truth.account
+        # what the cache holds now: the gateway's answers with the pushes that came after them applied on top, so a
+        # report routed after those pushes never takes a position or an order back to an older state
+        open_orders, positions, account = dict(state.orders), dict(state.positions), state.account
         closed = [o for o in truth.recent if not o.status.is_working and (o.id in before_orders or o.id not in known)]
         missed = [t for t in truth.trades if (seen := before_trades.get(t.id)) is None or seen.voided != t.voided]
         for trade in missed:  # unless the hub pushed a newer record of it meanwhile
