@@ -227,6 +227,16 @@ def test_restore_takes_the_history_as_truth_for_the_buckets_it_covers() -> None:
         series.restore([Bar(T0 + timedelta(seconds=30), 1.0, 1.0, 1.0, 1.0, 1)], T0 + timedelta(minutes=5))
 
 
+def test_restore_keeps_a_bar_the_gateway_closed_after_now() -> None:
+    series = BarSeries("1min", 10, 0.25)
+    series.on_trade(10.0, 1, T0 + timedelta(seconds=5))
+    # read at 14:30:59.5 for the minute up to 14:31:00.5; the gateway answered at 14:31:20, in the next minute
+    closed = Bar(T0, 10.0, 12.0, 9.0, 11.0, 30)
+    forming = Bar(T0 + timedelta(minutes=1), 11.0, 11.5, 11.0, 11.25, 4)
+    assert series.restore([closed, forming], T0 + timedelta(seconds=59.5)) == [closed]
+    assert series.bars() == [closed] and series.forming == forming
+
+
 def test_seed_preloads_history_and_live_data_wins() -> None:
     history = [Bar(T0 + timedelta(minutes=m), 10.0, 11.0, 9.0, 10.5, 7) for m in range(-3, 1)]
     series = BarSeries("1min", 3, 0.25)

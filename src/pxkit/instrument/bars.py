@@ -244,20 +244,23 @@ class BarSeries:
         """Take the gateway's history (ascending, the bar forming at `now` last if any) as the truth for the
         buckets it covers: closed bars replace what was built for them, a forming one becomes the bar that live
         trades continue. Used at start-up and after a reconnect, when live trades may have been missed.
+        Only the newest bar can be forming: one followed by a newer bar is closed, even when its bucket ends
+        after `now` (the gateway answered later than `now`, when the next bucket had begun).
         Returns the bars closed by the history that were not closed here before (NEW_BAR candidates).
         """
         now_us = to_us(now)
         merged = {raw[0]: raw for raw in self._ring}
         newest = self._ring[-1][0] if self._ring else _NEVER
         fresh: list[Bar] = []
+        history = list(bars)
         forming: _Raw | None = None
-        for bar in bars:
+        for i, bar in enumerate(history):
             start = to_us(bar.timestamp)
             begin, end = self.bucket(start)
             if begin != start:
                 raise InputError(f"bar at {bar.timestamp.isoformat()} is not aligned to {self.timeframe.name}")
             raw = (start, *(round(x / self.tick_size) for x in (bar.open, bar.high, bar.low, bar.close)), bar.volume)
-            if end > now_us:
+            if end > now_us and i == len(history) - 1:
                 forming = raw
                 continue
             if start > newest and start not in merged:
