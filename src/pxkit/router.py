@@ -166,6 +166,9 @@ class Router:
             self.reconnects += 1
         if kind is None:
             return
+        if item.hub == MARKET and item.state is LinkState.DISCONNECTED:
+            for context in self.contexts.values():  # before any push of the next connection reaches the bars
+                context.data.feed_lost()
         self.suite_bus.emit_nowait(kind, item, source=item.hub)
         for context in self.contexts.values():
             context.event_bus.emit_nowait(kind, item, source=item.hub)

@@ -13,6 +13,7 @@ import pytest
 
 from pxkit.client.bars import BAR_SCHEMA
 from pxkit.client.http import ProjectX
+from pxkit.codec import from_us
 from pxkit.config import ProjectXConfig
 from pxkit.enums import BarUnit, TradeType
 from pxkit.errors import InputError
@@ -412,6 +413,53 @@ async def test_a_reconnect_while_starting_reloads_once_more_after_the_history(si
     assert await data.resync() is None  # before start-up read anything: noted, not lost
     await data.initialize()
     assert data.stats.counters["resyncs"] == 1
+
+
+def pushed(sim: SimServer, seconds: float) -> list[MarketTrade]:
+    """Advance the simulator by `seconds` and return the trades its market hub would have pushed meanwhile."""
+    after = sim.sim.clock.now_us()
+    sim.sim.advance(seconds)
+    ticks = sim.sim.market.ticks_between(MNQ.id, after, sim.sim.clock.now_us())
+    return [MarketTrade(MNQ.symbol_id, price, from_us(t), TradeType(side), float(size)) for t, price, size, side in
+            zip(ticks.time.tolist(), sim.sim.market.prices(MNQ.id, ticks.price), ticks.size.tolist(),
+                ticks.side.tolist(), strict=True)]
+
+
+async def test_a_reload_answered_after_the_next_minute_began_keeps_the_minute_before_it(sim, px) -> None:
+    data = RealtimeDataManager(px, MNQ, EventBus("MNQ"), symbol="MNQ", timeframes=["1min", "5min"],
+                               clock=sim.sim.clock.now)
+    await data.initialize()
+    await sim.advance(299.5)  # to 14:34:59.5: a gap, nothing of it pushed
+    sim.faults.add_latency(1.0)
+    seen = len(sim.requests)
+    reload = asyncio.create_task(data.resync())
+    await until(lambda: "/api/History/retrieveBars" in [r.path for r in sim.requests[seen:]], "the reload reading")
+    await sim.advance(20)  # the gateway answers at 14:35:19.5, with the 14:35 bars begun
+    sim.faults.clear()
+    assert await reload == 6  # the five minutes of the gap and their 5min bar, the 14:34 ones included
+    now = sim.sim.clock.now()
+    for tf in ("1min", "5min"):
+        assert (await data.get_data(tf, 7)).equals((await gateway_bars(px, tf, now)).tail(7)), tf
+
+
+async def test_a_reload_after_trades_of_the_new_connection_reads_the_whole_gap(sim, px) -> None:
+    bus = EventBus("MNQ")
+    data = RealtimeDataManager(px, MNQ, bus, symbol="MNQ", timeframes=["1min", "5min"], clock=sim.sim.clock.now)
+    events = record(bus, NEW_BAR)
+    await data.initialize()
+    data.apply_trades(pushed(sim, 30))  # live until 14:30:30
+    data.feed_lost()  # the market hub drops
+    pushed(sim, 150)  # 14:30:30-14:33:00 never reach this manager
+    await until(lambda: data.close_due(sim.sim.clock.now()) or closed(events), "the 14:30 bar closed by its timer")
+    data.apply_trades(pushed(sim, 10))  # the new connection's first trades come before the reconnect is heard
+    assert await data.resync() == 2  # 14:31 and 14:32: each announced once, by the reload
+    now = sim.sim.clock.now()
+    for tf in ("1min", "5min"):
+        assert (await data.get_data(tf, 5)).equals((await gateway_bars(px, tf, now)).tail(5)), tf
+    truth = await gateway_bars(px, "1min", now)
+    await until(lambda: len(closed(events)) == 3, "the 14:30 bar checked against the gateway")
+    announced = sorted(closed(events), key=lambda e: e[1].timestamp)
+    assert announced == [("1min", Bar(*row)) for row in truth.tail(4).head(3).iter_rows()]  # each final, once
 
 
 async def test_held_pushes_count_toward_staleness_until_they_are_replayed() -> None:

@@ -79,6 +79,7 @@ class RealtimeDataManager:
         self._dirty: dict[str, int] = {}  # per timeframe: bars of buckets that began before this are checked
         self._repairs: set[asyncio.Task[None]] = set()
         self._again = False  # a reconnect came during a load: reload once more after it
+        self._gap: int | None = None  # the feed dropped: what is stamped from here (us) on may be missing
 
     # ------------------------------------------------------------------ start-up
 
@@ -128,18 +129,39 @@ class RealtimeDataManager:
             if not self._again:
                 return closed
 
+    def feed_lost(self) -> None:
+        """The market feed dropped (called by the router, in order with the pushes): from the newest event received
+        on, nothing is known until a reload. The next reload reads from that event's bucket on, however far live
+        trades of the new connection have moved the bars before it, and bars closed until then are checked
+        against the gateway's when they close."""
+        if self._gap is not None:
+            return
+        held = [to_us(item[-1].timestamp) for item in self._pending or () if isinstance(item, list) and item]
+        last = self.bars.last_ts
+        known = [*held, *self._dirty.values(), *([to_us(last)] if last is not None else [])]  # _dirty: read times
+        self._gap = max(known, default=None)
+
     async def _reload(self, clock: Callable[[], datetime] | None) -> int:
         self._pending = []
+        gap, self._gap = self._gap, None  # a drop during this reload marks a new gap, for the reload after it
         clock = clock or self.clock or self.client.gateway_now
         now = clock()
 
         def days(tf: Timeframe) -> float:
-            newest = self.bars[tf].bars(1, include_forming=True)
-            since = (now - newest[-1].timestamp).total_seconds() if newest else 0.0
+            series = self.bars[tf]
+            newest = series.bars(1, include_forming=True)
+            starts = [to_us(newest[-1].timestamp)] if newest else []
+            if gap is not None:
+                starts.append(series.bucket(gap)[0])
+            since = (to_us(now) - min(starts)) / 1_000_000 if starts else 0.0
             return min(since + tf.seconds, tf.seconds * (self.max_bars + 1)) / 86_400
 
         try:
             closed = await self._load(days, lambda: now, announce=True, read_clock=clock)
+        except BaseException:
+            if gap is not None:
+                self._gap = gap if self._gap is None else min(gap, self._gap)
+            raise
         finally:
             self._replay()
         self.stats.count("resyncs")
@@ -201,8 +223,9 @@ class RealtimeDataManager:
                         self.bus.emit_nowait(EventType.TICK, trade, source=self.symbol, timestamp=trade.timestamp)
 
     def _announce(self, name: str, bar: Bar) -> None:
-        """NEW_BAR for a closed bar; one whose bucket began before the history was read is fetched again first."""
-        if self._dirty and to_us(bar.timestamp) < self._dirty.get(name, 0):
+        """NEW_BAR for a closed bar; one whose bucket began before the history was read, or that closed while the
+        feed was lost, is fetched again first."""
+        if self._gap is not None or (self._dirty and to_us(bar.timestamp) < self._dirty.get(name, 0)):
             task = asyncio.get_running_loop().create_task(self._repair(name, bar), name=f"pxkit-bar-{self.symbol}")
             self._repairs.add(task)
             task.add_done_callback(self._repairs.discard)
