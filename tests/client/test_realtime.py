@@ -350,6 +350,34 @@ async def test_a_position_pushed_while_reconciling_is_the_one_the_report_carries
     assert [(p.contract_id, p.size) for p in reports[0].positions_opened] == [(MNQ, 3)]
 
 
+async def test_a_position_pushed_while_its_read_is_in_flight_is_read_again(make_env):
+    env = await make_env()
+    px, reports = env.px, []
+    env.rt.on_reconciled(lambda account_id, report: reports.append(report))
+    await env.rt.subscribe_user(ACCOUNT)
+    since = len(env.states)
+    env.sim.refuse_hubs(1.0)
+    await until(lambda: LinkState.DISCONNECTED in env.states_of("user", since), "the user hub to drop")
+    await px.place_order("MNQ", "buy", 2)
+    read, reads = px.search_open_positions, []
+
+    async def answer_older_than_a_push(**kwargs: Any) -> list[Position]:
+        """The answer is made, then a fill is pushed before it arrives: which is newer cannot be told."""
+        found = await read(**kwargs)
+        reads.append(found)
+        if len(reads) == 1:
+            pushed = len(env.of("GatewayUserPosition"))
+            await px.place_order("MNQ", "buy", 1)
+            await until(lambda: len(env.of("GatewayUserPosition")) > pushed, "the position's push")
+        return found
+
+    px.search_open_positions = answer_older_than_a_push
+    await until(lambda: reports, "the reconciliation report")
+    assert [[p.size for p in found] for found in reads] == [[2], [3]]  # read again, and the second is final
+    assert env.rt.user_states[ACCOUNT].positions[MNQ].size == 3
+    assert [(p.contract_id, p.size) for p in reports[0].positions_opened] == [(MNQ, 3)]
+
+
 async def test_a_reconciliation_slower_than_the_servers_client_timeout_keeps_the_user_hub_up(make_env, caplog):
     env = await make_env(hubs=HubSettings(ping_interval=0.3, client_timeout=1.0), keepalive_interval=0.2)
     reports = []

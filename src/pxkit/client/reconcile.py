@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..enums import UserAction
 from ..errors import PxError
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 TRADE_WINDOW_MARGIN = timedelta(minutes=1)  # fills are searched from this long before the last sync (clock skew)
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between the attempts of a reconciliation that failed on REST
+SETTLE_READS = 3  # reads of one part at most while pushes of its kind keep arriving during the read
+T = TypeVar("T")
 
 
 class UserStateSource(Protocol):
@@ -170,6 +172,18 @@ class StateReconciler:
                      len(report.positions_closed), len(report.positions_opened), len(report.trades))
         return report
 
+    async def _read_settled(self, kind: type, read: Callable[[], Awaitable[list[T]]]) -> tuple[list[T], float]:
+        """One part of the gateway's state and the time its read ended. A push of that kind that arrives while the
+        read is in flight cannot be ordered against the answer, so the part is read again (a few times at most)."""
+        journal = self.state.journal if self.state.journal is not None else []
+        for _ in range(SETTLE_READS):
+            began = time.monotonic()
+            answer = await read()
+            ended = time.monotonic()
+            if not any(began <= arrived <= ended and isinstance(model, kind) for arrived, model, _ in journal):
+                break
+        return answer, ended
+
     async def _fetch_and_install(self, *, with_trades: bool) -> _Truth:
         """Read the gateway's state and install it; hub events that arrived after a part was read are newer
         than that part, so they are applied again on top of it. A failed read installs nothing."""
@@ -178,12 +192,15 @@ class StateReconciler:
         since = self.synced_at - TRADE_WINDOW_MARGIN if self.synced_at is not None else None
         state.journal = []
         try:
-            open_orders = {o.id: o for o in await source.search_open_orders(account_id=account_id)}
-            read_orders = time.monotonic()
-            positions = {p.contract_id: p for p in await source.search_open_positions(account_id=account_id)}
-            read_positions = time.monotonic()
-            account = next((a for a in await source.list_accounts(only_active=False) if a.id == account_id), None)
-            read_account = time.monotonic()
+            orders, read_orders = await self._read_settled(Order, lambda: source.search_open_orders(
+                account_id=account_id))
+            open_orders = {o.id: o for o in orders}
+            listed, read_positions = await self._read_settled(Position, lambda: source.search_open_positions(
+                account_id=account_id))
+            positions = {p.contract_id: p for p in listed}
+            accounts, read_account = await self._read_settled(Account, lambda: source.list_accounts(
+                only_active=False))
+            account = next((a for a in accounts if a.id == account_id), None)
             recent = await source.search_orders(account_id=account_id)
             trades = await source.search_trades(since, account_id=account_id) if with_trades else []
         finally:
