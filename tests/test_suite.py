@@ -184,6 +184,27 @@ async def test_quiet_minute_closes_its_bar_on_time(sim: SimServer) -> None:
         assert ctx.data.bars["1min"].bars()[-1].timestamp == forming.timestamp
 
 
+async def test_a_bar_closed_while_the_market_hub_is_down_is_announced_as_the_gateways(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"]) as suite:
+        ctx = suite["MNQ"]
+        contract = ctx.instrument_info.id
+        announced: list[Bar] = []
+        ctx.event_bus.on(EventType.NEW_BAR, lambda e: announced.append(e.data.bar))
+        await sim.advance(30)
+        await until(lambda: ctx.data.bars.last_ts == last_trade_time(sim, contract), "the last trade pushed")
+        forming = ctx.data.bars["1min"].forming
+        lost, back = (suite.event_bus.wait_for(kind, timeout=20, predicate=lambda e: e.source == MARKET)
+                      for kind in (EventType.DISCONNECTED, EventType.RECONNECTED))
+        sim.refuse_hubs(2.0)
+        await lost
+        await sim.advance(60)  # the rest of the minute trades while nothing is pushed; its timer closes it
+        await until(lambda: announced, "the minute closed while the hub is down")
+        truth = await suite.client.get_bars(contract, start_time=forming.timestamp,
+                                            end_time=forming.timestamp + timedelta(minutes=1), unit="min")
+        assert announced == [Bar(*truth.row(0))] and announced[0].volume > forming.volume
+        await back
+
+
 async def test_stale_feed_is_detected_and_recovers(sim: SimServer) -> None:
     async with open_suite(sim, ["MNQ"], timeframes=["1min"], stale_after=0.3) as suite:
         ctx = suite["MNQ"]
