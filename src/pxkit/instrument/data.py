@@ -105,9 +105,10 @@ class RealtimeDataManager:
         return {name: len(bars) for name, bars in loaded.items()}
 
     async def resync(self, *, clock: Callable[[], datetime] | None = None) -> int | None:
-        """After the market feed reconnected: reload every timeframe from its newest bar on (the trades of the
-        gap were never pushed), announce the bars that closed meanwhile with NEW_BAR, then replay the pushes
-        held during the reload. Returns how many bars the gap closed.
+        """After the market feed reconnected: reload every timeframe from its newest bar on, or from the bucket of
+        the last event received before the feed was lost if older (the trades of the gap were never pushed),
+        announce the bars that closed meanwhile with NEW_BAR, then replay the pushes held during the reload.
+        Returns how many bars the gap closed.
 
         While a load runs (start-up or another reload) the call only queues one more reload after it and
         returns None: reconnects during a reload coalesce into that one. A queued reload still runs when the
