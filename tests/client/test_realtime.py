@@ -534,3 +534,32 @@ async def test_one_bad_record_costs_only_itself_in_its_batch_and_its_frame(make_
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert sum("record 17" in w for w in warnings) == 1 and sum("malformed record" in w for w in warnings) == 2
     assert env.rt.connected("market")
+
+
+async def test_an_order_placed_during_a_reconciliation_and_ended_while_away_is_reported_closed(make_env):
+    env = await make_env()
+    reports = []
+    env.rt.on_reconciled(lambda account_id, report: reports.append(report))
+    await env.rt.subscribe_user(ACCOUNT)
+    exchange, market, px = env.sim.sim.exchange, env.sim.sim.market, env.px
+    search, placed = px.search_orders, []
+
+    async def placed_between_the_reads(*args: Any, **kwargs: Any) -> list[Order]:
+        """The open orders are read; the hub is cut and an order placed (its push lost) before the recent ones."""
+        if placed:
+            return await search(*args, **kwargs)
+        env.sim.drop_hub_connections()
+        price = market.last_trade(MNQ, env.sim.sim.clock.now_us())[0]
+        placed.append(exchange.place(PlaceOrderRequest(ACCOUNT, MNQ, OrderType.LIMIT, OrderSide.BUY, 1,
+                                                       limit_price=market.price(MNQ, price - 400))))
+        recent = await search(*args, **kwargs)
+        exchange.cancel(ACCOUNT, placed[0])  # ended while the hub is away: its push is lost too
+        return recent
+
+    px.search_orders = placed_between_the_reads
+    assert env.sim.drop_hub_connections() == 2
+    await until(lambda: len(reports) >= 2, "the reconciliations of both connections")
+    first = reports[0].orders_opened + reports[0].orders_closed
+    assert placed and placed[0] not in [o.id for o in first]  # read working, but not among the open orders
+    closed = [(o.id, o.status) for report in reports[1:] for o in report.orders_closed]
+    assert closed == [(placed[0], OrderStatus.CANCELLED)]

@@ -48,7 +48,7 @@ class UserState:
     positions: dict[str, Position] = field(default_factory=dict)  # open positions by contract
     account: Account | None = None
     trades: dict[int, Trade] = field(default_factory=dict)  # every fill seen, by id, in its latest state
-    known_orders: set[int] = field(default_factory=set)  # every order id seen, in any state
+    ended_orders: set[int] = field(default_factory=set)  # every order id seen in a final state (pushed or read)
     journal: list[tuple[float, Order | Position | Account, UserAction]] | None = None  # kept while reconciling
 
     def apply(self, model: Order | Position | Account | Trade, action: UserAction) -> None:
@@ -61,11 +61,11 @@ class UserState:
         elif model.account_id != self.account_id:
             return
         elif isinstance(model, Order):
-            self.known_orders.add(model.id)
             if model.status.is_working and action is not UserAction.DELETED:
                 self.orders[model.id] = model
             else:
                 self.orders.pop(model.id, None)
+                self.ended_orders.add(model.id)
         elif isinstance(model, Position):
             if model.size > 0 and action is not UserAction.DELETED:
                 self.positions[model.contract_id] = model
@@ -144,12 +144,13 @@ class StateReconciler:
     async def _reconcile_once(self) -> ReconcileReport:
         state = self.state
         before_orders, before_positions, before_account = dict(state.orders), dict(state.positions), state.account
-        known, before_trades = set(state.known_orders), dict(state.trades)
+        ended, before_trades = set(state.ended_orders), dict(state.trades)
         truth = await self._fetch_and_install(with_trades=True)
         # what the cache holds now: the gateway's answers with the pushes that came after them applied on top, so a
         # report routed after those pushes never takes a position or an order back to an older state
         open_orders, positions, account = dict(state.orders), dict(state.positions), state.account
-        closed = [o for o in truth.recent if not o.status.is_working and (o.id in before_orders or o.id not in known)]
+        # an order read working (placed during a read) but never pushed is not known ended: reported when it ends
+        closed = [o for o in truth.recent if not o.status.is_working and (o.id in before_orders or o.id not in ended)]
         missed = [t for t in truth.trades if (seen := before_trades.get(t.id)) is None or seen.voided != t.voided]
         for trade in missed:  # unless the hub pushed a newer record of it meanwhile
             if state.trades.get(trade.id) is before_trades.get(trade.id):
@@ -206,8 +207,7 @@ class StateReconciler:
         finally:
             journal, state.journal = state.journal, None
         state.orders, state.positions = dict(open_orders), dict(positions)
-        state.known_orders.update(o.id for o in recent)
-        state.known_orders.update(open_orders)
+        state.ended_orders.update(o.id for o in recent if not o.status.is_working)
         if account is not None:
             state.account = account
         read_at = {Order: read_orders, Position: read_positions, Account: read_account}
