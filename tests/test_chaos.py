@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from pxkit import EventType, OrderSide, ProjectXConfig, TradingSuite
 from pxkit.errors import OrderStateUnknownError, PxError
 from pxkit.events import Event
@@ -291,6 +293,7 @@ async def run_chaos(plan: ChaosPlan, on_phase: Callable[[str], None] = lambda ph
     return run.report
 
 
+@pytest.mark.timeout(600)  # about 25 s alone; every wait inside is bounded, so only a loaded machine needs more
 async def test_a_suite_survives_chaos_and_ends_equal_to_the_simulator():
     report = await run_chaos(ChaosPlan())
     for line in report.lines():

@@ -33,6 +33,19 @@ def closed_until(suite: TradingSuite, timeframe: str, end) -> bool:
     return True
 
 
+UNITS = {"15sec": ("sec", 15), "1min": ("min", 1), "5min": ("min", 5)}
+
+
+async def assert_bars_are_the_gateways(suite: TradingSuite, ctx, timeframe: str, start, end) -> None:
+    """The closed `timeframe` bars the suite built in [start, end) equal History/retrieveBars over that window."""
+    frame = ctx.data.bars[timeframe].frame()
+    built = frame.filter((frame["timestamp"] >= start) & (frame["timestamp"] < end))
+    unit, n = UNITS[timeframe]
+    truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start, end_time=end, unit=unit, interval=n)
+    assert built.height == truth.height > 0, (ctx.symbol, timeframe)
+    assert built.equals(truth), (ctx.symbol, timeframe)
+
+
 async def test_bars_built_live_equal_the_simulator_bars_on_three_instruments(sim: SimServer) -> None:
     timeframes = ["15sec", "1min", "5min", "1hr", "1day"]
     async with open_suite(sim, features=["orderbook"], timeframes=timeframes) as suite:
@@ -44,14 +57,8 @@ async def test_bars_built_live_equal_the_simulator_bars_on_three_instruments(sim
         await until(lambda: closed_until(suite, "15sec", end), "the 15sec bars up to 14:50")
         for symbol, ctx in suite.items():
             assert ctx.instrument_info.id == CONTRACTS[symbol]
-            for tf, (unit, n) in {"15sec": ("sec", 15), "1min": ("min", 1), "5min": ("min", 5)}.items():
-                built = (await ctx.data.get_data(tf, include_forming=False)).filter(
-                    (ctx.data.bars[tf].frame()["timestamp"] >= start - timedelta(hours=1))
-                    & (ctx.data.bars[tf].frame()["timestamp"] < end))
-                truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start - timedelta(hours=1),
-                                                    end_time=end, unit=unit, interval=n)
-                assert built.height == truth.height > 0, (symbol, tf)
-                assert built.equals(truth), (symbol, tf)
+            for tf in UNITS:
+                await assert_bars_are_the_gateways(suite, ctx, tf, start - timedelta(hours=1), end)
             # live bars are really live: the newest 20 minutes were built from trades, not fetched
             assert ctx.data.stats.counters["trades"] > 100
             # hours and days build live too (the day from 18:00 New York): the forming bars equal the gateway's
@@ -230,9 +237,7 @@ async def test_subscriptions_survive_a_dropped_connection(sim: SimServer) -> Non
         end = start + timedelta(minutes=3)
         await until(lambda: closed_until(suite, "1min", end), "bars after the reconnect")
         for ctx in suite.values():
-            truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start, end_time=end, unit="min")
-            built = ctx.data.bars["1min"].frame().filter(ctx.data.bars["1min"].frame()["timestamp"] >= start)
-            assert built.equals(truth)
+            await assert_bars_are_the_gateways(suite, ctx, "1min", start, end)
         assert (await suite.get_stats())["reconnects"] >= 1
 
 
@@ -299,12 +304,8 @@ async def test_an_outage_is_repaired_bars_reloaded_and_missed_fills_reconciled(s
         await until(lambda: all(ctx.data.stats.counters["resyncs"] for ctx in suite.values()), "bars reloaded")
         end = start + timedelta(minutes=3)
         for ctx in suite.values():
-            for tf, unit, n in (("15sec", "sec", 15), ("1min", "min", 1)):
-                frame = ctx.data.bars[tf].frame()
-                built = frame.filter((frame["timestamp"] >= start - timedelta(minutes=10)) & (frame["timestamp"] < end))
-                truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start - timedelta(minutes=10),
-                                                    end_time=end, unit=unit, interval=n)
-                assert built.equals(truth), (ctx.symbol, tf)
+            for tf in ("15sec", "1min"):
+                await assert_bars_are_the_gateways(suite, ctx, tf, start - timedelta(minutes=10), end)
         assert [b.bar.timestamp for b in announced] == [start + timedelta(minutes=m) for m in range(3)]  # each once
         filled = await resting.wait_done(timeout=10)
         assert filled.status is OrderStatus.FILLED and filled.filled_price == limit
@@ -324,12 +325,8 @@ async def test_a_future_dated_trade_is_quarantined_and_the_bars_stay_true(sim: S
         await sim.advance(2 * 60 + 2)
         end = start + timedelta(minutes=2)
         await until(lambda: closed_until(suite, "15sec", end), "the bars after the bogus trade")
-        for tf, unit, n in (("15sec", "sec", 15), ("1min", "min", 1)):
-            frame = mnq.data.bars[tf].frame()
-            built = frame.filter((frame["timestamp"] >= start - timedelta(minutes=5)) & (frame["timestamp"] < end))
-            truth = await suite.client.get_bars(contract, start_time=start - timedelta(minutes=5), end_time=end,
-                                                unit=unit, interval=n)
-            assert built.equals(truth), tf
+        for tf in ("15sec", "1min"):
+            await assert_bars_are_the_gateways(suite, mnq, tf, start - timedelta(minutes=5), end)
         stats = await suite.get_stats()
         assert stats["instruments"]["MNQ"]["quarantined"] == 3 and stats["instruments"]["MNQ"]["late_trades"] == {
             "15sec": 0, "1min": 0}
@@ -340,7 +337,7 @@ async def test_a_future_dated_trade_is_quarantined_and_the_bars_stay_true(sim: S
 async def test_a_reconnect_during_a_reload_reloads_once_more_and_says_so(sim: SimServer, caplog) -> None:
     caplog.set_level(logging.INFO, logger="pxkit.suite")
     async with open_suite(sim, ["MNQ"], timeframes=["15sec", "1min"]) as suite:
-        mnq, contract, market = suite["MNQ"], CONTRACTS["MNQ"], sim.gateway.market_hub
+        mnq, market = suite["MNQ"], sim.gateway.market_hub
 
         def reconnected() -> asyncio.Future[Event]:
             return suite.event_bus.wait_for(EventType.RECONNECTED, timeout=10, predicate=lambda e: e.source == MARKET)
@@ -364,12 +361,8 @@ async def test_a_reconnect_during_a_reload_reloads_once_more_and_says_so(sim: Si
         await sim.advance(32)
         end = start + timedelta(minutes=2)
         await until(lambda: closed_until(suite, "15sec", end), "the bars after both gaps")
-        for tf, unit, n in (("15sec", "sec", 15), ("1min", "min", 1)):
-            frame = mnq.data.bars[tf].frame()
-            built = frame.filter((frame["timestamp"] >= start - timedelta(minutes=5)) & (frame["timestamp"] < end))
-            truth = await suite.client.get_bars(contract, start_time=start - timedelta(minutes=5), end_time=end,
-                                                unit=unit, interval=n)
-            assert built.equals(truth), tf
+        for tf in ("15sec", "1min"):
+            await assert_bars_are_the_gateways(suite, mnq, tf, start - timedelta(minutes=5), end)
         said = [r.getMessage() for r in caplog.records if r.name == "pxkit.suite"]
         assert any("reload once more" in m for m in said)  # the second reconnect was queued, and said so
         assert not any("reloaded" in m and "(0 closed" in m for m in said)  # no reload claimed that did not run
