@@ -22,7 +22,7 @@ from ..errors import (
     UnprotectedPositionError,
 )
 from ..events import EventBus, EventType
-from ..loops import on_loop
+from ..loops import on_loop, running_loop
 from ..models import Contract, Order, PlaceOrderRequest
 
 if TYPE_CHECKING:
@@ -182,9 +182,7 @@ class OrderManager:
         self._claimed: set[int] = set()  # orders already identified as bracket legs
         self._ocos: list[ClientOCO] = []  # client-side brackets being linked, told of every update
         self._tasks: set[asyncio.Task[None]] = set()
-        self.loop: asyncio.AbstractEventLoop | None = None  # the owner: the loop running at construction
-        with contextlib.suppress(RuntimeError):
-            self.loop = asyncio.get_running_loop()
+        self.loop = running_loop()  # the owner: the loop running at construction
 
     def __repr__(self) -> str:
         working = sum(o.status.is_working for o in self._orders.values())

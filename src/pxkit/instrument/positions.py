@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +9,7 @@ from datetime import datetime
 from ..client.http import ProjectX
 from ..enums import PositionType, UserAction
 from ..events import EventBus, EventType
-from ..loops import on_loop
+from ..loops import on_loop, running_loop
 from ..models import Contract, Position, Trade
 
 
@@ -47,9 +45,7 @@ class PositionManager:
         self._realized = 0.0
         self._fees = 0.0
         self._last_fill: datetime | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None  # the owner: the loop running at construction
-        with contextlib.suppress(RuntimeError):
-            self.loop = asyncio.get_running_loop()
+        self.loop = running_loop()  # the owner: the loop running at construction
 
     def __repr__(self) -> str:
         return (f"PositionManager({self.symbol!r}, account={self.account_id}, size={self.size}, "
