@@ -19,7 +19,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client.http import ProjectX
 from .client.hublink import LinkSettings
@@ -40,9 +40,10 @@ from .portfolio import Portfolio
 from .risk.manager import RiskManager
 from .risk.rules import RiskConfig
 from .router import Router, cancel
-from .sim import SimConfig, SimServer
-from .sim.clock import DEFAULT_START
 from .stats import ComponentStats, HealthInputs, health_score
+
+if TYPE_CHECKING:
+    from .sim import SimServer
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,7 @@ class TradingSuite:
             if simulated is False or (simulated is None and ProjectXConfig.credentials_in_env()):
                 config = ProjectXConfig.from_env()
             else:
-                sim = await SimServer(config=SimConfig(seed=seed, trades_per_minute=EMBEDDED_TRADES_PER_MINUTE),
-                                      realtime=True, start=DEFAULT_START).start()
+                sim = await _start_simulator(seed)
                 log.warning("%s: using the embedded simulator at %s (seed %d)",
                             "simulator asked for" if simulated else "no ProjectX credentials in the environment",
                             sim.base_url, seed)
@@ -381,6 +381,15 @@ class TradingSuite:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def _start_simulator(seed: int) -> SimServer:
+    """The embedded simulator, imported only now: `import pxkit` must not load aiohttp, numpy and the exchange."""
+    from .sim import SimConfig, SimServer
+    from .sim.clock import DEFAULT_START
+
+    config = SimConfig(seed=seed, trades_per_minute=EMBEDDED_TRADES_PER_MINUTE)
+    return await SimServer(config=config, realtime=True, start=DEFAULT_START).start()
 
 
 class SuiteStarter:
