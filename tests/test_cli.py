@@ -1,4 +1,4 @@
-"""The `pxkit sim` command: serves the simulated gateway, prints its URL once, honours its flags."""
+"""The `pxkit` command: `sim` serves the simulated gateway, prints its URL once, honours its flags; `--version`."""
 
 from __future__ import annotations
 
@@ -107,6 +107,15 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "--seed" in result.stdout and "--api-key" in result.stdout
     help_text = " ".join(result.stdout.split())
     assert "--api-key-file" in help_text and f"${API_KEY_ENV}" in help_text and "process list" in help_text
+
+
+def test_version_flag_prints_the_package_version():
+    import pxkit
+
+    result = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pxkit {pxkit.__version__}"
+    assert pxkit.__version__[0].isdigit()
 
 
 def test_ci_runs_the_readme_test_command():

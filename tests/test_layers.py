@@ -1,15 +1,23 @@
-"""The layer rule of the design: no module imports upward; the simulator speaks only the protocol."""
+"""The layer rule of the design: no module imports upward; the simulator speaks only the protocol; the public
+names are what users call and what they get back."""
 
 from __future__ import annotations
 
 import ast
+import inspect
+from enum import IntEnum
 from pathlib import Path
 
 import pytest
 
 import pxkit
+from pxkit import enums, errors, models
 
 PACKAGE = Path(pxkit.__file__).parent
+# Each component may import only components of a lower layer. The suite is the composition root: it wires every
+# layer below it and imports the simulator (layer 5) inside the function that starts it, never at module level.
+# `__init__` re-exports the public names from below; `demo` drives a suite; `cli` runs the demo or the simulator
+# and reads `__version__` from `__init__`. `lab` is the Jupyter layer, above the suite.
 LAYERS = {
     "enums": 0, "errors": 0, "loops": 0,
     "models": 1,
@@ -19,7 +27,8 @@ LAYERS = {
     "portfolio": 5, "risk": 5, "router": 5, "sim": 5,
     "suite": 6,
     "lab": 7,
-    "cli": 8, "demo": 8, "__init__": 8,
+    "__init__": 8, "demo": 8,
+    "cli": 9,
 }
 SIM_MAY_IMPORT = {"enums", "errors", "models", "codec", "sim"}
 
@@ -29,12 +38,16 @@ def _top(module: Path) -> str:
     return module.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
-def _imports(module: Path) -> set[str]:
-    """Top-level pxkit components a file imports (absolute or relative)."""
-    tree = ast.parse(module.read_text())
+def _is_component(name: str) -> bool:
+    return (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()
+
+
+def _imports(module: Path, nodes: list[ast.AST] | None = None) -> set[str]:
+    """Top-level pxkit components a file imports (absolute or relative), in all of it or in the given nodes."""
+    nodes = list(ast.walk(ast.parse(module.read_text()))) if nodes is None else nodes
     depth = len(module.relative_to(PACKAGE).parts) - 1  # package depth of the file
     found = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 up = node.level - 1
@@ -44,8 +57,8 @@ def _imports(module: Path) -> set[str]:
                 parts = base + (node.module.split(".") if node.module else [])
                 if parts:
                     found.add(parts[0])
-                else:
-                    found.update(alias.name for alias in node.names)
+                else:  # `from . import name`: a component, else a name defined in __init__
+                    found.update(alias.name if _is_component(alias.name) else "__init__" for alias in node.names)
             elif node.module and node.module.split(".")[0] == "pxkit":
                 parts = node.module.split(".")
                 found.add(parts[1] if len(parts) > 1 else "__init__")
@@ -71,12 +84,33 @@ def test_no_module_imports_upward(module: Path) -> None:
     for name in imported:
         layer = LAYERS.get(name)
         assert layer is not None, f"{module} imports unknown component {name}"
-        assert layer < LAYERS[own] or own in ("cli", "__init__"), f"{own} (layer {LAYERS[own]}) imports {name}"
+        assert layer < LAYERS[own], f"{own} (layer {LAYERS[own]}) imports {name} (layer {layer})"
 
 
 def test_the_checker_sees_relative_imports() -> None:
     assert _imports(PACKAGE / "sim" / "rest.py") >= {"codec", "models", "enums", "sim"}
     assert _imports(PACKAGE / "codec.py") >= {"models", "enums", "errors"}
+    assert "__init__" in _imports(PACKAGE / "cli.py")  # `from . import __version__`
+
+
+def _module_level_imports(module: Path) -> set[str]:
+    """Components importing a file loads: imports outside functions and outside `if TYPE_CHECKING:` blocks."""
+    tree = ast.parse(module.read_text())
+
+    def deferred(node: ast.AST) -> bool:
+        if isinstance(node, ast.If):
+            return ast.unparse(node.test) == "TYPE_CHECKING"
+        return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+
+    skipped = {id(n) for block in ast.walk(tree) if deferred(block) for n in ast.walk(block) if n is not block}
+    return _imports(module, [n for n in ast.walk(tree) if id(n) not in skipped])
+
+
+def test_only_the_suite_and_the_cli_start_the_simulator_and_only_when_asked() -> None:
+    starters = {m.name for m in MODULES if _top(m) != "sim" and "sim" in _imports(m)}
+    assert starters == {"suite.py", "cli.py"}
+    eager = [m.name for m in MODULES if _top(m) != "sim" and "sim" in _module_level_imports(m)]
+    assert eager == [], f"imports the simulator at module level: {eager}"
 
 
 def test_public_names_are_sorted_and_importable() -> None:
@@ -85,12 +119,41 @@ def test_public_names_are_sorted_and_importable() -> None:
         assert getattr(pxkit, name) is not None
 
 
-def test_public_names_cover_every_enum_error_and_model() -> None:
-    import inspect
+def _classes(module: object) -> dict[str, type]:
+    return {name: obj for name, obj in vars(module).items()
+            if inspect.isclass(obj) and obj.__module__ == module.__name__ and not name.startswith("_")}
 
-    from pxkit import enums, errors, models
 
-    for module in (enums, errors, models):
-        public = {name for name, obj in vars(module).items()
-                  if inspect.isclass(obj) and obj.__module__ == module.__name__ and not name.startswith("_")}
-        assert public <= set(pxkit.__all__), f"missing from pxkit.__all__: {public - set(pxkit.__all__)}"
+def test_public_names_are_what_users_call_and_receive() -> None:
+    public = set(pxkit.__all__)
+    every_error = set(_classes(errors))
+    values = {name for name, cls in _classes(enums).items() if not name.endswith("Error")}
+    received = {name for name in _classes(models) if not name.endswith(("Request", "Spec"))}
+    assert every_error <= public, f"missing from pxkit.__all__: {every_error - public}"
+    assert received <= public, f"missing from pxkit.__all__: {received - public}"
+    values.discard("UserAction")  # the user hub's wire action: codec-level
+    assert values <= public, f"missing from pxkit.__all__: {values - public}"
+    handed_back = {"TradingSuite", "InstrumentContext", "Portfolio", "OrderHandle", "BracketHandle", "PlacedOrder",
+                   "ReconcileReport", "RiskConfig", "ProjectX", "ProjectXConfig", "ProjectXRealtimeClient"}
+    assert handed_back <= public, f"missing from pxkit.__all__: {handed_back - public}"
+
+
+def test_wire_bodies_and_error_codes_stay_in_their_modules() -> None:
+    public = set(pxkit.__all__)
+    bodies = {name for name in _classes(models) if name.endswith(("Request", "Spec"))}
+    codes = {name for name, cls in _classes(enums).items() if issubclass(cls, IntEnum) and name.endswith("Error")}
+    assert len(bodies) >= 12 and len(codes) >= 9  # the check sees them
+    assert not public & (bodies | codes | {"UserAction"}), f"wire-level names exported: {public & (bodies | codes)}"
+    for name in bodies:
+        assert getattr(models, name) is not None
+    for name in codes:
+        assert getattr(enums, name) is not None
+    assert len(public) <= 60  # one screen
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    pyproject = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())
+    assert pxkit.__version__ == version("pxkit") == pyproject["project"]["version"]

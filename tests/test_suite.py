@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +15,7 @@ import pytest
 from pxkit import EventType, OrderSide, OrderStatus, ProjectXConfig, TradingSuite
 from pxkit.client.realtime import MARKET, HubEvent
 from pxkit.enums import TradeType
-from pxkit.errors import InputError, InstrumentNotFoundError
+from pxkit.errors import InputError, InstrumentNotFoundError, PxError
 from pxkit.events import Event
 from pxkit.instrument.data import BarEvent, FeedStatus
 from pxkit.models import Bar, MarketTrade
@@ -174,6 +177,71 @@ def test_bad_arguments_fail_before_anything_starts() -> None:
     for bad in (0, -5.0, "60", True, float("nan")):
         with pytest.raises(InputError, match="max_ahead"):
             TradingSuite.create("MNQ", max_ahead=bad)
+    for bad in (0, -1, "1", True, float("nan")):
+        with pytest.raises(InputError, match="initial_days"):
+            TradingSuite.create("MNQ", initial_days=bad)
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(InputError, match="max_bars"):
+            TradingSuite.create("MNQ", max_bars=bad)
+
+
+def _warnings_when_dropped(make: Callable[[], object]) -> list[str]:
+    """The warnings given while `make` runs and the starter it made is dropped."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make()
+        gc.collect()
+    return [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+async def test_a_starter_used_as_the_suite_says_to_await_it_and_starts_nothing(sim: SimServer) -> None:
+    config = ProjectXConfig.for_simulator(sim.base_url)
+
+    def misuse(use: Callable[[object], object]) -> None:
+        starter = TradingSuite.create("MNQ", config=config, timeframes=["1min"])
+        with pytest.raises(TypeError, match=r"not awaited.*`suite = await TradingSuite.create\(\.\.\.\)`"):
+            use(starter)
+
+    for use in (lambda s: s["MNQ"], lambda s: s.portfolio, list, len):
+        assert _warnings_when_dropped(lambda use=use: misuse(use)) == []  # no never-awaited warning piles on
+    assert _warnings_when_dropped(lambda: TradingSuite.create("MNQ", config=config)) == [
+        "RuntimeWarning: TradingSuite.create(...) was never awaited, so no suite was started"]
+    assert sim.requests == []  # nothing was started: no login, no hub
+
+
+async def test_a_closed_suite_says_so(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"]) as suite:
+        assert suite.portfolio.exposures() == {"MNQ": 0.0, "ES": 0.0}
+    for use in (lambda: suite["MNQ"], suite.portfolio.exposures, suite.portfolio.get_portfolio_pnl):
+        with pytest.raises(PxError, match="this suite is closed"):
+            use()
+    with pytest.raises(PxError, match="this suite is closed"):
+        await suite.portfolio.correlation_matrix("1min", count=10)
+
+
+async def test_bar_counts_are_checked_before_reading(sim: SimServer) -> None:
+    async with open_suite(sim, ["MNQ"], timeframes=["1min"]) as suite:
+        data = suite["MNQ"].data
+        assert (await data.get_data("1min", count=3)).height == 3
+        for bad in (0, -1, True, 2.5):
+            with pytest.raises(InputError, match="count"):
+                await data.get_data("1min", count=bad)
+            with pytest.raises(InputError, match="count"):
+                await data.get_mtf_data(count=bad)
+
+
+async def test_history_that_max_bars_cannot_hold_warns_once_and_the_default_fits(sim: SimServer) -> None:
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("default")  # Python's own: once per place and message
+        async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min", "5min"], initial_days=1, max_bars=100) as suite:
+            assert all(len(ctx.data.bars["1min"]) == 100 for ctx in suite.values())
+    capped = [str(w.message) for w in said if "max_bars" in str(w.message)]
+    assert capped == ["initial_days=1 of 1min bars is 1,440 bars, more than max_bars=100: 1min keeps the newest "
+                      "100 (0.069 days); pass max_bars=1440 to keep them all"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        async with open_suite(sim, ["MNQ"], timeframes=["1min"], max_bars=100) as suite:
+            assert len(suite["MNQ"].data.bars["1min"]) == 100
 
 
 async def test_quiet_minute_closes_its_bar_on_time(sim: SimServer) -> None:

@@ -1,4 +1,20 @@
-"""pxkit: async client, simulated gateway and Jupyter layer for the ProjectX Gateway API."""
+"""pxkit: async client, simulated gateway and Jupyter layer for the ProjectX Gateway API.
+
+The public names, by what they are for (`__all__` itself is sorted):
+
+- start here: TradingSuite (several instruments on one account), ProjectX (REST), ProjectXRealtimeClient (hubs),
+  ProjectXConfig, LinkSettings, RiskConfig
+- what a suite holds: InstrumentContext (`suite["MNQ"]`), Portfolio, OrderHandle, BracketHandle
+- what calls return: Account, Contract, Bar, Quote, MarketTrade, DepthEntry, Order, Position, Trade, PlacedOrder,
+  ReconcileReport
+- events: EventBus, Event, EventType; from the hubs HubEvent, ConnectionEvent, LinkState
+- values to pass and read: OrderSide, OrderType, OrderStatus, PositionType, TradeType, DomType, BarUnit
+- errors: PxError and its subclasses
+
+Wire request bodies stay in `pxkit.models`, the gateway's error-code enums in `pxkit.enums`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
 
 from .client.http import ProjectX
 from .client.hublink import LinkSettings, LinkState
@@ -6,25 +22,7 @@ from .client.orders import PlacedOrder
 from .client.realtime import ConnectionEvent, HubEvent, ProjectXRealtimeClient
 from .client.reconcile import ReconcileReport
 from .config import ProjectXConfig
-from .enums import (
-    BarsError,
-    BarUnit,
-    ClosePositionError,
-    ContractError,
-    DomType,
-    LoginError,
-    ModifyOrderError,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    PartialCloseError,
-    PlaceOrderError,
-    PositionType,
-    SearchError,
-    TradeType,
-    UserAction,
-    ValidateError,
-)
+from .enums import BarUnit, DomType, OrderSide, OrderStatus, OrderType, PositionType, TradeType
 from .errors import (
     AccountNotFoundError,
     AuthenticationError,
@@ -51,63 +49,33 @@ from .errors import (
     ServerError,
     TransportError,
     UnprotectedPositionError,
-    is_transient,
 )
 from .events import Event, EventBus, EventType
 from .instrument.context import InstrumentContext
-from .models import (
-    Account,
-    AccountRequest,
-    AccountSearchRequest,
-    Bar,
-    BarsRequest,
-    BracketSpec,
-    CancelOrderRequest,
-    ClosePositionRequest,
-    Contract,
-    ContractAvailableRequest,
-    ContractByIdRequest,
-    ContractSearchRequest,
-    DepthEntry,
-    LoginAppRequest,
-    LoginKeyRequest,
-    MarketTrade,
-    ModifyOrderRequest,
-    Order,
-    PartialCloseRequest,
-    PlaceOrderRequest,
-    Position,
-    Quote,
-    Trade,
-    WindowSearchRequest,
-)
+from .instrument.orders import BracketHandle, OrderHandle
+from .models import Account, Bar, Contract, DepthEntry, MarketTrade, Order, Position, Quote, Trade
 from .portfolio import Portfolio
+from .risk.limits import RiskConfig
 from .suite import TradingSuite
+
+try:
+    __version__ = version("pxkit")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Account",
     "AccountNotFoundError",
-    "AccountRequest",
-    "AccountSearchRequest",
     "AuthenticationError",
     "Bar",
     "BarUnit",
-    "BarsError",
-    "BarsRequest",
-    "BracketSpec",
-    "CancelOrderRequest",
+    "BracketHandle",
     "CircuitOpenError",
-    "ClosePositionError",
-    "ClosePositionRequest",
     "ConfigError",
     "ConnectionEvent",
     "ConnectionLostError",
     "Contract",
-    "ContractAvailableRequest",
-    "ContractByIdRequest",
-    "ContractError",
     "ContractNotFoundError",
-    "ContractSearchRequest",
     "DepthEntry",
     "DomType",
     "Event",
@@ -122,24 +90,16 @@ __all__ = [
     "InvalidRequestError",
     "LinkSettings",
     "LinkState",
-    "LoginAppRequest",
-    "LoginError",
-    "LoginKeyRequest",
     "MarketTrade",
-    "ModifyOrderError",
-    "ModifyOrderRequest",
     "Order",
     "OrderEndedError",
+    "OrderHandle",
     "OrderNotFoundError",
     "OrderRejectedError",
     "OrderSide",
     "OrderStateUnknownError",
     "OrderStatus",
     "OrderType",
-    "PartialCloseError",
-    "PartialCloseRequest",
-    "PlaceOrderError",
-    "PlaceOrderRequest",
     "PlacedOrder",
     "Portfolio",
     "Position",
@@ -154,17 +114,13 @@ __all__ = [
     "RateLimitError",
     "ReconcileReport",
     "RequestTimeoutError",
+    "RiskConfig",
     "RiskStateError",
     "RiskViolationError",
-    "SearchError",
     "ServerError",
     "Trade",
     "TradeType",
     "TradingSuite",
     "TransportError",
     "UnprotectedPositionError",
-    "UserAction",
-    "ValidateError",
-    "WindowSearchRequest",
-    "is_transient",
 ]

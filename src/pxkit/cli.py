@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import __version__
 from .codec import parse_ts
 
 API_KEY_ENV = "PXKIT_SIM_API_KEY"
@@ -77,6 +78,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pxkit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pxkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _demo_parser(sub)
     _sim_parser(sub)

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
 
 ENV_API_KEY = "PROJECT_X_API_KEY"
@@ -116,6 +114,8 @@ class ProjectXConfig:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> ProjectXConfig:
         """Read a JSON or YAML file of snake_case keys; unknown keys are an error, not silently ignored."""
+        import yaml  # only for config files: not on the path of `import pxkit`
+
         file = Path(path)
         try:
             text = file.read_text()

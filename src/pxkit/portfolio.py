@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
-from .errors import InputError
+from .errors import InputError, PxError
 from .instrument.context import InstrumentContext
 
 
@@ -66,10 +66,18 @@ def _correlations(returns: pl.DataFrame, symbols: list[str]) -> pl.DataFrame:
 
 
 class Portfolio:
-    """Read-only views over a suite's instruments (`suite.portfolio`)."""
+    """Read-only views over a suite's instruments (`suite.portfolio`); refused once `closed()` says so."""
 
-    def __init__(self, contexts: Mapping[str, InstrumentContext]) -> None:
-        self._contexts = contexts
+    def __init__(self, contexts: Mapping[str, InstrumentContext], *, closed: Callable[[], bool] = lambda: False
+                 ) -> None:
+        self._all = contexts
+        self._closed = closed
+
+    @property
+    def _contexts(self) -> Mapping[str, InstrumentContext]:
+        if self._closed():
+            raise PxError("this suite is closed; its portfolio is no longer kept")
+        return self._all
 
     def exposures(self) -> dict[str, float]:
         """Signed notional per instrument: size x last price x (tick value / tick size)."""

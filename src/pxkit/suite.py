@@ -9,6 +9,7 @@ import warnings
 from collections.abc import (
     Awaitable,
     Callable,
+    Coroutine,
     Generator,
     ItemsView,
     Iterator,
@@ -19,7 +20,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client.http import ProjectX
 from .client.hublink import LinkSettings
@@ -30,7 +31,7 @@ from .errors import InputError, PxError
 from .events import Event, EventBus, EventType
 from .instrument.bars import Timeframe
 from .instrument.context import InstrumentContext
-from .instrument.data import RealtimeDataManager
+from .instrument.data import RealtimeDataManager, check_history
 from .instrument.orderbook import OrderBook
 from .instrument.orders import OrderManager
 from .instrument.positions import PositionManager
@@ -40,9 +41,10 @@ from .portfolio import Portfolio
 from .risk.manager import RiskManager
 from .risk.rules import RiskConfig
 from .router import Router, cancel
-from .sim import SimConfig, SimServer
-from .sim.clock import DEFAULT_START
 from .stats import ComponentStats, HealthInputs, health_score
+
+if TYPE_CHECKING:
+    from .sim import SimServer
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class SuiteOptions:
 
     timeframes: tuple[str, ...] = ("1min", "5min")
     features: tuple[str, ...] = ()
-    initial_days: float = 1.0
+    initial_days: float | None = None  # None: up to a day, as far as max_bars allows per timeframe
     max_bars: int = 2000
     stale_after: float = 30.0  # seconds of silence, during the session, before a feed counts as stale
     risk: RiskConfig | None = None
@@ -84,7 +86,7 @@ class TradingSuite:
         self.event_bus = router.suite_bus
         self.contexts: dict[str, InstrumentContext] = {}
         self.failures: dict[str, PxError] = {}
-        self.portfolio = Portfolio(self.contexts)
+        self.portfolio = Portfolio(self.contexts, closed=lambda: self._closed)
         self.risk: RiskManager | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._resyncs: set[asyncio.Task[None]] = set()
@@ -94,7 +96,7 @@ class TradingSuite:
 
     @classmethod
     def create(cls, instruments: str | Sequence[str], *, timeframes: Sequence[str] = ("1min", "5min"),
-               features: Sequence[str] = (), config: ProjectXConfig | None = None, initial_days: float = 1.0,
+               features: Sequence[str] = (), config: ProjectXConfig | None = None, initial_days: float | None = None,
                max_bars: int = 2000, stale_after: float = 30.0, clock: Callable[[], datetime] | None = None,
                link_settings: LinkSettings | None = None, risk: RiskConfig | Mapping[str, Any] | None = None,
                simulated: bool | None = None, seed: int = 1, max_ahead: float = 60.0) -> SuiteStarter:
@@ -103,6 +105,8 @@ class TradingSuite:
         Without `config`, credentials come from the environment; with none there (or `simulated=True`) the
         embedded simulator (market `seed`) is started and the suite runs on it; `simulated=False` insists on
         the real gateway (a ConfigError without credentials). `risk` configures the `risk_manager` feature.
+        Each timeframe preloads `initial_days` of history, at most `max_bars` bars (by default up to a day, as far
+        as `max_bars` allows: a day of 1min bars is 1,440); asking for more than `max_bars` holds warns once.
         Market trades and quotes stamped more than `max_ahead` seconds ahead of the exchange clock are quarantined.
         """
         symbols = [instruments] if isinstance(instruments, str) else list(instruments)
@@ -118,12 +122,13 @@ class TradingSuite:
         risk_config = risk if isinstance(risk, RiskConfig) else RiskConfig.from_dict(risk or {})
         if isinstance(max_ahead, bool) or not isinstance(max_ahead, int | float) or not max_ahead > 0:
             raise InputError(f"max_ahead must be a number of seconds > 0, got {max_ahead!r}")
+        check_history(initial_days, max_bars)
         options = SuiteOptions(tuple(timeframes), tuple(features), initial_days, max_bars, stale_after, risk_config,
                                max_ahead=max_ahead)
         if simulated and config is not None:
             raise InputError("give either config= or simulated=True, not both")
-        return SuiteStarter(cls._start([s.strip().upper() for s in symbols], options, config, clock,
-                                       link_settings, simulated, seed))
+        names = [s.strip().upper() for s in symbols]
+        return SuiteStarter(lambda: cls._start(names, options, config, clock, link_settings, simulated, seed))
 
     @classmethod
     async def _start(cls, symbols: list[str], options: SuiteOptions, config: ProjectXConfig | None,
@@ -134,8 +139,7 @@ class TradingSuite:
             if simulated is False or (simulated is None and ProjectXConfig.credentials_in_env()):
                 config = ProjectXConfig.from_env()
             else:
-                sim = await SimServer(config=SimConfig(seed=seed, trades_per_minute=EMBEDDED_TRADES_PER_MINUTE),
-                                      realtime=True, start=DEFAULT_START).start()
+                sim = await _start_simulator(seed)
                 log.warning("%s: using the embedded simulator at %s (seed %d)",
                             "simulator asked for" if simulated else "no ProjectX credentials in the environment",
                             sim.base_url, seed)
@@ -281,6 +285,8 @@ class TradingSuite:
     # ------------------------------------------------------------------ container protocol
 
     def __getitem__(self, symbol: str) -> InstrumentContext:
+        if self._closed:
+            raise PxError(f"this suite is closed; {symbol!r} is no longer served")
         try:
             return self.contexts[symbol.upper()]
         except (KeyError, AttributeError):
@@ -365,7 +371,7 @@ class TradingSuite:
         steps: list[tuple[str, Awaitable[Any]]] = [("risk", self.risk.aclose())] if self.risk is not None else []
         steps += [(f"orders {c.symbol}", c.orders.aclose()) for c in self.contexts.values()]
         steps += [(f"bars {c.symbol}", c.data.aclose()) for c in self.contexts.values()]
-        steps += [("hubs", self.realtime.disconnect()), ("http", self.client.close())]
+        steps += [("hubs", self.realtime.disconnect()), ("http", self.client.close(reason="this suite is closed"))]
         steps += [(f"events {c.symbol}", c.event_bus.aclose()) for c in self.contexts.values()]
         steps.append(("suite events", self.event_bus.aclose()))
         if self.sim is not None:
@@ -383,20 +389,63 @@ class TradingSuite:
         await self.close()
 
 
-class SuiteStarter:
-    """What `TradingSuite.create` returns: await it for the suite, or `async with` it to close it at the end."""
+async def _start_simulator(seed: int) -> SimServer:
+    """The embedded simulator, imported only now: `import pxkit` must not load aiohttp, numpy and the exchange."""
+    from .sim import SimConfig, SimServer
+    from .sim.clock import DEFAULT_START
 
-    def __init__(self, starting: Awaitable[TradingSuite]) -> None:
-        self._starting = starting
+    config = SimConfig(seed=seed, trades_per_minute=EMBEDDED_TRADES_PER_MINUTE)
+    return await SimServer(config=config, realtime=True, start=DEFAULT_START).start()
+
+
+class SuiteStarter:
+    """What `TradingSuite.create` returns: await it for the suite, or `async with` it to close it at the end.
+
+    Nothing starts until then; used as if it were the suite, it raises a TypeError that says to await it.
+    """
+
+    def __init__(self, start: Callable[[], Coroutine[Any, Any, TradingSuite]]) -> None:
+        self._start = start
+        self._starting: Coroutine[Any, Any, TradingSuite] | None = None
         self._suite: TradingSuite | None = None
+        self._told = False
+
+    def _begin(self) -> Coroutine[Any, Any, TradingSuite]:
+        if self._starting is None:
+            self._starting = self._start()
+        return self._starting
 
     def __await__(self) -> Generator[Any, None, TradingSuite]:
-        return self._starting.__await__()
+        return self._begin().__await__()
 
     async def __aenter__(self) -> TradingSuite:
-        self._suite = await self._starting
+        self._suite = await self._begin()
         return self._suite
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._suite is not None:
             await self._suite.close()
+
+    def _not_awaited(self, use: str) -> TypeError:
+        self._told = True
+        return TypeError(f"TradingSuite.create(...) was not awaited, so there is no suite to {use} yet: write "
+                         "`suite = await TradingSuite.create(...)` or `async with TradingSuite.create(...) as suite:`")
+
+    def __getitem__(self, symbol: object) -> Any:
+        raise self._not_awaited(f"index with {symbol!r}")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # Python's and IPython's own probes
+            raise AttributeError(name)
+        raise self._not_awaited(f"read .{name} from")
+
+    def __iter__(self) -> Iterator[str]:
+        raise self._not_awaited("iterate")
+
+    def __len__(self) -> int:
+        raise self._not_awaited("count")
+
+    def __del__(self) -> None:
+        if self._starting is None and not self._told:
+            warnings.warn("TradingSuite.create(...) was never awaited, so no suite was started", RuntimeWarning,
+                          stacklevel=2)

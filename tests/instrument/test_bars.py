@@ -8,11 +8,15 @@ from datetime import UTC, datetime, time, timedelta
 import polars as pl
 import pytest
 
+from pxkit.client.bars import UNIT_SPELLINGS, bar_unit
+from pxkit.client.http import ProjectX
 from pxkit.codec import decode_records, to_us
+from pxkit.config import ProjectXConfig
 from pxkit.enums import BarUnit
 from pxkit.errors import InputError
 from pxkit.instrument.bars import BAR_SCHEMA, BarSeries, MultiTimeframeBars, Timeframe
 from pxkit.models import Bar, MarketTrade
+from pxkit.sim import SimServer
 from pxkit.sim.clock import SimClock
 from pxkit.sim.engine import SimConfig, Simulator
 
@@ -43,10 +47,51 @@ def test_timeframe_parsing(spec: str, unit: BarUnit, count: int, seconds: int, n
     assert Timeframe.parse(tf) is tf
 
 
-@pytest.mark.parametrize("spec", ["", "5", "min", "1week", "0min", "2day", "1 fortnight", "-1min", None, 5])
+@pytest.mark.parametrize("spec", ["", "5", "min", "1week", "0min", "2day", "1 fortnight", "-1min", None, 5, "5ms",
+                                  "1M", "1mo"])
 def test_unknown_timeframes_are_input_errors(spec: object) -> None:
     with pytest.raises(InputError):
         Timeframe.parse(spec)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("unit", "spellings"), list(UNIT_SPELLINGS.items()), ids=lambda v: str(v))
+def test_timeframes_and_get_bars_take_the_same_unit_spellings(unit: BarUnit, spellings: tuple[str, ...]) -> None:
+    cased = [*spellings, *(c for s in spellings if s != "m" for c in (s.upper(), s.title()))]  # "M" is refused
+    for spelling in cased:
+        assert bar_unit(spelling) is unit, spelling
+        if unit in (BarUnit.WEEK, BarUnit.MONTH):  # history only: the refusal points to get_bars
+            with pytest.raises(InputError, match="get_bars"):
+                Timeframe.parse(f"1{spelling}")
+        else:
+            assert Timeframe.parse(f"1{spelling}").unit is unit, spelling
+
+
+@pytest.mark.parametrize("spec", ["1M", "5 M", " 15M "])
+def test_a_capital_m_is_refused_as_ambiguous_by_both(spec: str) -> None:
+    with pytest.raises(InputError, match=r"ambiguous.*'min' or 'month'"):
+        Timeframe.parse(spec)
+    with pytest.raises(InputError, match="ambiguous"):
+        bar_unit("M")
+
+
+def test_an_unknown_unit_lists_the_accepted_spellings() -> None:
+    for refuse in (lambda: bar_unit("ms"), lambda: Timeframe.parse("5ms")):
+        with pytest.raises(InputError) as caught:
+            refuse()
+        assert all(f"{unit.name.lower()}: {', '.join(spellings)}" in str(caught.value)
+                   for unit, spellings in UNIT_SPELLINGS.items())
+
+
+async def test_get_bars_takes_hr_and_refuses_m_before_the_wire() -> None:
+    async with SimServer(config=SimConfig(seed=1)) as sim, ProjectX(ProjectXConfig.for_simulator(sim.base_url)) as px:
+        end = sim.sim.clock.now()
+        hourly = await px.get_bars(MNQ, start_time=end - timedelta(hours=6), end_time=end, unit="hr")
+        assert hourly.height >= 5 and (hourly["timestamp"].diff().drop_nulls() == timedelta(hours=1)).all()
+        asked = [r.body for r in sim.requests if r.path == "/api/History/retrieveBars"]
+        assert asked[-1]["unit"] == BarUnit.HOUR
+        with pytest.raises(InputError, match="ambiguous"):
+            await px.get_bars(MNQ, days=1, unit="M")
+        assert len([r for r in sim.requests if r.path == "/api/History/retrieveBars"]) == len(asked)
 
 
 def test_bad_construction_is_rejected() -> None:

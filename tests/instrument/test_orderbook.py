@@ -42,6 +42,31 @@ def book() -> OrderBook:
 
 # ---------------------------------------------------------------------- DomType effects
 
+MIRROR = {DomType.BID: DomType.ASK, DomType.ASK: DomType.BID, DomType.BEST_BID: DomType.BEST_ASK,
+          DomType.BEST_ASK: DomType.BEST_BID, DomType.NEW_BEST_BID: DomType.NEW_BEST_ASK,
+          DomType.NEW_BEST_ASK: DomType.NEW_BEST_BID}
+
+
+def test_the_two_sides_are_mirror_images() -> None:
+    """A seeded stream and its mirror (bid <-> ask, price p -> 200 - p) build mirrored books, step by step."""
+    rng = random.Random(11)
+    kinds = list(MIRROR)
+    book, mirrored = OrderBook(MNQ), OrderBook(MNQ)
+    for _ in range(3000):
+        kind = rng.choice(kinds)
+        price, size = 100 + rng.randint(-12, 12) * 0.25, rng.choice((0, 0, 1, 5, 20))
+        book.apply_depth([d(kind, price, size)])
+        mirrored.apply_depth([d(MIRROR[kind], 200 - price, size)])
+        bid, ask = book.get_best_bid_ask()
+        mirror_bid, mirror_ask = mirrored.get_best_bid_ask()
+        assert (bid, ask) == (None if mirror_ask is None else 200 - mirror_ask,
+                              None if mirror_bid is None else 200 - mirror_bid)
+    sides, mirror_sides = levels(book), levels(mirrored)
+    assert sides["bid"] == [(200 - p, n) for p, n in mirror_sides["ask"]]
+    assert sides["ask"] == [(200 - p, n) for p, n in mirror_sides["bid"]]
+    assert sides["bid"] and sides["ask"]  # the stream left both sides with levels to compare
+
+
 
 def test_bid_and_ask_set_levels_sorted_best_first(book: OrderBook) -> None:
     assert levels(book) == {"bid": [(100.0, 10), (99.75, 20), (99.5, 30)],

@@ -16,12 +16,19 @@ from ..models import Bar
 MAX_BARS_PER_REQUEST = 20_000
 BAR_SCHEMA = {"timestamp": pl.Datetime("us", "UTC"), "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
               "close": pl.Float64, "volume": pl.Int64}
-_UNIT_NAMES = {
-    "s": BarUnit.SECOND, "sec": BarUnit.SECOND, "second": BarUnit.SECOND,
-    "m": BarUnit.MINUTE, "min": BarUnit.MINUTE, "minute": BarUnit.MINUTE,
-    "h": BarUnit.HOUR, "hour": BarUnit.HOUR, "d": BarUnit.DAY, "day": BarUnit.DAY,
-    "w": BarUnit.WEEK, "week": BarUnit.WEEK, "mo": BarUnit.MONTH, "month": BarUnit.MONTH,
-}
+# The one bar-unit vocabulary, for get_bars(unit=...) and for timeframes ("5min"): case does not matter, except
+# that "M" is refused (a minute to some, a month to pandas users).
+UNIT_SPELLINGS = {
+    BarUnit.SECOND: ("sec", "s", "secs", "second", "seconds"),
+    BarUnit.MINUTE: ("min", "m", "mins", "minute", "minutes"),
+    BarUnit.HOUR: ("hr", "h", "hrs", "hour", "hours"),
+    BarUnit.DAY: ("day", "d", "days"),
+    BarUnit.WEEK: ("wk", "w", "week", "weeks"),
+    BarUnit.MONTH: ("mo", "month", "months"),
+}  # the first spelling of each is the canonical one: "5min", "4hr"
+_UNIT_NAMES = {spelling: unit for unit, spellings in UNIT_SPELLINGS.items() for spelling in spellings}
+_AMBIGUOUS = {"M"}
+_ACCEPTED = "; ".join(f"{unit.name.lower()}: {', '.join(spellings)}" for unit, spellings in UNIT_SPELLINGS.items())
 
 FetchPage = Callable[[dict[str, Any]], Awaitable[list[Bar]]]  # a retrieveBars body -> the bars of its answer
 
@@ -30,15 +37,21 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def unit_named(name: str) -> BarUnit:
+    """The BarUnit a spelling names (`"min"`, `"Hours"`, `"mo"`, ...); an InputError lists the accepted ones."""
+    text = name.strip()
+    if text in _AMBIGUOUS:
+        raise InputError(f"bar unit {name!r} is ambiguous (minute or month?): write 'min' or 'month'")
+    unit = _UNIT_NAMES.get(text.lower())
+    if unit is None:
+        raise InputError(f"unknown bar unit {name!r}; accepted spellings: {_ACCEPTED}")
+    return unit
+
+
 def bar_unit(unit: BarUnit | int | str) -> BarUnit:
-    """BarUnit from an enum, its integer or a name (`"minute"`, `"min"`, `"h"`, ...)."""
+    """BarUnit from an enum, its integer or a spelling of UNIT_SPELLINGS."""
     if isinstance(unit, str):
-        key = unit.strip().lower()
-        if key not in _UNIT_NAMES and key.endswith("s"):  # plurals: "minutes", "hours"
-            key = key[:-1]
-        if key not in _UNIT_NAMES:
-            raise InputError(f"unknown bar unit {unit!r}; use one of {sorted(set(_UNIT_NAMES))}")
-        return _UNIT_NAMES[key]
+        return unit_named(unit)
     try:
         value = BarUnit(unit)
     except ValueError:

@@ -74,7 +74,9 @@ class ProjectX:
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "the client is closed") -> None:
+        """Close HTTP; `reason` is what later calls are told."""
+        self.closed_reason = reason
         await self.transport.close()
 
     @property

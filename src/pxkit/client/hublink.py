@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import importlib
 import itertools
 import logging
 import socket
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from signalrcore.hub_connection_builder import HubConnectionBuilder
 from signalrcore.messages.message_type import MessageType
 from signalrcore.messages.ping_message import PingMessage
 
@@ -191,7 +191,7 @@ class HubLink:
         url = f"{self.url}?access_token={token}"
         if not self.settings.skip_negotiation:
             url = await self._negotiate(token)
-        connection = (HubConnectionBuilder()
+        connection = ((await _connection_builder())()
                       .with_url(url, options={"skip_negotiation": True})
                       .with_hub_protocol(RecordByRecordJsonProtocol())
                       .configure_logging(logging.CRITICAL).build())
@@ -388,6 +388,13 @@ class HubLink:
             future.set_exception(GatewayError(f"hub:{self.name}", 0, error))
         else:
             future.set_result(result)
+
+
+async def _connection_builder() -> Any:
+    """signalrcore's HubConnectionBuilder, imported on a worker thread at the first connect: importing it builds
+    three TLS contexts (about 0.15 s), too slow for `import pxkit` and for the event loop."""
+    module = await asyncio.to_thread(importlib.import_module, "signalrcore.hub_connection_builder")
+    return module.HubConnectionBuilder
 
 
 def _shut(connection: Any) -> socket.socket | None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from ..client.bars import BAR_SCHEMA
+from ..client.bars import BAR_SCHEMA, UNIT_SPELLINGS, unit_named
 from ..codec import from_us, to_us
 from ..enums import BarUnit
 from ..errors import InputError
@@ -22,14 +22,8 @@ _log = logging.getLogger(__name__)
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 _NEVER = -(1 << 62)  # bucket bounds before the first trade: every trade opens a bucket
-_UNITS = {
-    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), (BarUnit.SECOND, "sec", 1)),
-    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), (BarUnit.MINUTE, "min", 60)),
-    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), (BarUnit.HOUR, "hr", 3600)),
-    **dict.fromkeys(("d", "day", "days"), (BarUnit.DAY, "day", 86400)),
-}
-_SUFFIX = {BarUnit.SECOND: "sec", BarUnit.MINUTE: "min", BarUnit.HOUR: "hr", BarUnit.DAY: "day"}
-_PATTERN = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
+_SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600, BarUnit.DAY: 86400}  # units built live
+_PATTERN = re.compile(r"^\s*(\d+)\s*([a-zA-Z]+)\s*$")
 # Trades no bar can hold are refused (counted in `rejected`): prices beyond 2**53 ticks or not finite, sizes below
 # 0 or beyond 2**31 contracts, times outside 1900-9000 (a trading day's bounds must exist as datetimes).
 _MAX_TICKS = 2**53
@@ -59,18 +53,25 @@ class Timeframe(NamedTuple):
     @property
     def name(self) -> str:
         """Canonical spelling: `1sec`, `5min`, `4hr`, `1day`."""
-        return f"{self.count}{_SUFFIX[self.unit]}"
+        return f"{self.count}{UNIT_SPELLINGS[self.unit][0]}"
 
     @classmethod
     def parse(cls, spec: str | Timeframe) -> Timeframe:
-        """`"5min"` -> Timeframe(MINUTE, 5, 300); also `sec/s`, `min/m`, `hr/h`, `day/d` and plurals."""
+        """`"5min"` -> Timeframe(MINUTE, 5, 300): a count and a unit spelled as `get_bars` takes it
+        (client.bars.UNIT_SPELLINGS), from seconds to `1day`."""
         if isinstance(spec, Timeframe):
             return spec
-        match = _PATTERN.match(spec.lower()) if isinstance(spec, str) else None
-        if match is None or match.group(2) not in _UNITS or int(match.group(1)) < 1:
+        match = _PATTERN.match(spec) if isinstance(spec, str) else None
+        if match is None or int(match.group(1)) < 1:
             raise InputError(f"unknown timeframe {spec!r}; use e.g. '1sec', '5min', '4hr' or '1day'")
-        count = int(match.group(1))
-        unit, _, seconds = _UNITS[match.group(2)]
+        try:
+            count, unit = int(match.group(1)), unit_named(match.group(2))
+        except InputError as exc:
+            raise InputError(f"timeframe {spec!r}: {exc}") from None
+        if unit not in _SECONDS:
+            raise InputError(f"timeframe {spec!r}: bars are built live up to '1day'; weekly and monthly bars come "
+                             f"from get_bars(unit={unit.name.lower()!r})")
+        seconds = _SECONDS[unit]
         if unit is BarUnit.DAY and count != 1:
             raise InputError(f"timeframe {spec!r}: only '1day' is supported (trading days are not contiguous)")
         return cls(unit, count, seconds * count)

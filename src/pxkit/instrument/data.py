@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ import polars as pl
 
 from ..client.http import ProjectX
 from ..codec import from_us, to_us
-from ..errors import PxError
+from ..errors import InputError, PxError
 from ..events import EventBus, EventType
 from ..models import Bar, Contract, MarketTrade, Quote
 from ..stats import ComponentStats
@@ -22,6 +23,23 @@ from .bars import MultiTimeframeBars, Timeframe
 from .sessions import globex_open
 
 log = logging.getLogger(__name__)
+
+DEFAULT_DAYS = 1.0  # history preloaded when no initial_days is given, as far as max_bars allows
+
+
+def check_history(initial_days: float | None, max_bars: int) -> None:
+    """InputError unless `initial_days` is None or a number of days > 0 and `max_bars` a whole number >= 1."""
+    if initial_days is not None and (isinstance(initial_days, bool) or not isinstance(initial_days, int | float)
+                                     or not initial_days > 0):
+        raise InputError(f"initial_days must be a number of days > 0 (or None), got {initial_days!r}")
+    if isinstance(max_bars, bool) or not isinstance(max_bars, int) or max_bars < 1:
+        raise InputError(f"max_bars must be a whole number >= 1, got {max_bars!r}")
+
+
+def _check_count(count: int | None) -> None:
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise InputError(f"count must be a whole number of bars >= 1 (or None for all), got {count!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class BarEvent:
@@ -83,17 +101,25 @@ class RealtimeDataManager:
 
     # ------------------------------------------------------------------ start-up
 
-    async def initialize(self, initial_days: float = 1.0, *, clock: Callable[[], datetime] | None = None
+    async def initialize(self, initial_days: float | None = None, *, clock: Callable[[], datetime] | None = None
                          ) -> dict[str, int]:
         """Load history for every timeframe (closed bars plus the one forming), then replay what the feed pushed
         meanwhile, in order. Returns the number of bars loaded per timeframe.
+
+        Each timeframe loads `initial_days` of history, at most `max_bars` bars; None loads up to a day as far as
+        `max_bars` allows. Days that `max_bars` cannot hold are not loaded, with one warning naming the numbers.
 
         Buffered trades stamped before the history was read are already in its forming bar and are skipped;
         the ones after it continue the bars (a trade in flight at that very moment may be counted twice or not
         at all: the gateway gives no sequence number to tell).
         """
+        check_history(initial_days, self.max_bars)
+        if initial_days is not None:
+            self._warn_capped(initial_days)
+        wanted = DEFAULT_DAYS if initial_days is None else initial_days
+
         def days(tf: Timeframe) -> float:
-            return min(initial_days, tf.seconds * (self.max_bars + 1) / 86_400)
+            return min(wanted, tf.seconds * (self.max_bars + 1) / 86_400)
 
         loaded = await self._load(days, clock, announce=False)
         finest = self.bars[self.timeframes[0]].bars(1, include_forming=True)
@@ -103,6 +129,17 @@ class RealtimeDataManager:
         if self._again:  # the feed reconnected while the history was read: the gap may be missing from it
             await self.resync(clock=clock)
         return {name: len(bars) for name, bars in loaded.items()}
+
+    def _warn_capped(self, initial_days: float) -> None:
+        """Warn (once per set of numbers) when `max_bars` holds less than `initial_days` of some timeframe."""
+        finest = self.timeframes[0]
+        need = int(initial_days * 86_400 / finest.seconds)
+        if need <= self.max_bars:
+            return
+        held = self.max_bars * finest.seconds / 86_400
+        warnings.warn(f"initial_days={initial_days:g} of {finest.name} bars is {need:,} bars, more than "
+                      f"max_bars={self.max_bars:,}: {finest.name} keeps the newest {self.max_bars:,} ({held:.2g} days)"
+                      f"; pass max_bars={need} to keep them all", UserWarning, stacklevel=3)
 
     async def resync(self, *, clock: Callable[[], datetime] | None = None) -> int | None:
         """After the market feed reconnected: reload every timeframe from its newest bar on, or from the bucket of
@@ -379,10 +416,12 @@ class RealtimeDataManager:
     async def get_data(self, timeframe: str = "1min", count: int | None = None, *,
                        include_forming: bool = True) -> pl.DataFrame:
         """The newest `count` bars (all kept when None) as a polars DataFrame, ending with the forming bar."""
+        _check_count(count)
         return self.bars.frame(timeframe, count, include_forming)
 
     async def get_mtf_data(self, count: int | None = None) -> dict[str, pl.DataFrame]:
         """Every timeframe's bars, by timeframe name."""
+        _check_count(count)
         return {name: self.bars.frame(name, count, True) for name in self.bars}
 
     async def get_current_price(self) -> float | None:

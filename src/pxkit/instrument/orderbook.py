@@ -22,6 +22,10 @@ PROFILE_SCHEMA = {"price": pl.Float64, "volume": pl.Int64}
 # DomType values as plain ints: the hot loop compares against these (IntEnum == int is a C-level compare).
 _ASK, _BID, _BEST_ASK, _BEST_BID, _TRADE, _RESET, _LOW, _HIGH, _NEW_BEST_BID, _NEW_BEST_ASK, _FILL = range(1, 12)
 _MAX_EXACT = 2**53  # sizes and prices in ticks beyond this would not survive a float, nor fit a frame's Int64
+_BID_SIDE, _ASK_SIDE = 0, 1
+_SIGN = (1, -1)  # a side's key is sign x ticks: the larger key is the better price on both sides
+_LEVEL_SIDE = {_BID: _BID_SIDE, _ASK: _ASK_SIDE}
+_BEST_SIDE = {_BEST_BID: _BID_SIDE, _NEW_BEST_BID: _BID_SIDE, _BEST_ASK: _ASK_SIDE, _NEW_BEST_ASK: _ASK_SIDE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +57,10 @@ class OrderBook:
         self.contract = contract
         self._tick = contract.tick_size
         self._decimals = tick_decimals(contract.tick_size)
-        self._bids: dict[int, float] = {}
-        self._asks: dict[int, float] = {}
-        self._best_bid: int | None = None  # valid unless _bid_stale
-        self._best_ask: int | None = None
-        self._bid_stale = False
-        self._ask_stale = False
+        # Both sides keyed so that a larger key is a better price: bids by +ticks, asks by -ticks (see _SIGN).
+        self._levels: tuple[dict[int, float], dict[int, float]] = ({}, {})
+        self._best: list[int | None] = [None, None]  # best key per side, valid unless _stale says otherwise
+        self._stale = [False, False]
         self._sorted: tuple[list[tuple[int, float]], list[tuple[int, float]]] | None = None
         self._volume_at_price: dict[int, float] = {}  # cumulative session volume (DomType 5)
         self.last_print_price: float | None = None  # last DomType 5 record
@@ -82,11 +84,12 @@ class OrderBook:
 
     def apply_depth(self, entries: Iterable[DepthEntry | None]) -> None:
         """Apply one GatewayDepth batch in order; None records and entries with a price or volume no book can hold
-        (NaN, infinite, beyond 2**53 ticks or contracts) are skipped and counted, the others all applied."""
+        (NaN, infinite, beyond 2**53 ticks or contracts) are skipped and counted, the others all applied.
+
+        One code path serves both sides: on its side's keys (larger is better) a bid and an ask are the same.
+        """
         tick = self._tick
-        bids, asks = self._bids, self._asks
-        bb, ba = self._best_bid, self._best_ask
-        bstale, astale = self._bid_stale, self._ask_stale
+        books, best, stale = self._levels, self._best, self._stale
         price_limit = _MAX_EXACT * tick
         applied = 0
         last = None
@@ -101,78 +104,56 @@ class OrderBook:
                 applied += 1
                 last = e
                 k = e.type
-                if k in (_BID, _ASK):
-                    t = round(e.price / tick)
-                    v = e.volume
-                    if k == _BID:
-                        if v > 0:
-                            bids[t] = v
-                            if not bstale and (bb is None or t > bb):
-                                bb = t
-                        else:
-                            bids.pop(t, None)
-                            if t == bb:
-                                bstale = True
-                    elif v > 0:
-                        asks[t] = v
-                        if not astale and (ba is None or t < ba):
-                            ba = t
+                side = _LEVEL_SIDE.get(k)
+                if side is not None:  # a level's size changed
+                    key = round(e.price / tick) * _SIGN[side]
+                    levels, v = books[side], e.volume
+                    if v > 0:
+                        levels[key] = v
+                        if not stale[side] and (best[side] is None or key > best[side]):
+                            best[side] = key
                     else:
-                        asks.pop(t, None)
-                        if t == ba:
-                            astale = True
+                        levels.pop(key, None)
+                        if key == best[side]:
+                            stale[side] = True
+                    continue
+                side = _BEST_SIDE.get(k)
+                if side is not None:  # a new best level: better ones on its side are gone, crossed ones opposite
+                    key = round(e.price / tick) * _SIGN[side]
+                    levels, v = books[side], e.volume
+                    if v <= 0:  # a best level with no size: treat as a removal
+                        levels.pop(key, None)
+                        stale[side] = True
+                        continue
+                    levels[key] = v
+                    if stale[side]:
+                        best[side] = max(levels)
+                    top = best[side]
+                    if top is not None and top > key:
+                        for p in [p for p in levels if p > key]:
+                            del levels[p]
+                    best[side], stale[side] = key, False
+                    other = 1 - side
+                    opposite = books[other]
+                    if stale[other]:
+                        best[other], stale[other] = (max(opposite) if opposite else None), False
+                    top = best[other]
+                    if top is not None and top >= -key:  # the opposite key of the same price is -key
+                        for p in [p for p in opposite if p >= -key]:
+                            del opposite[p]
+                        best[other] = max(opposite) if opposite else None
                 elif k == _TRADE:
                     t = round(e.price / tick)
                     self._volume_at_price[t] = e.volume
                     self.last_print_price = self._price(t)
                     self.last_print_size = e.current_volume
                     self.vap_updates += 1
-                elif k in (_BEST_BID, _NEW_BEST_BID):
-                    t = round(e.price / tick)
-                    v = e.volume
-                    if v <= 0:  # a best level with no size: treat as a removal
-                        bids.pop(t, None)
-                        bstale = True
-                        continue
-                    bids[t] = v
-                    if bstale:
-                        bb = max(bids)
-                    if bb is not None and bb > t:  # bids above the new best are stale
-                        for p in [p for p in bids if p > t]:
-                            del bids[p]
-                    bb, bstale = t, False
-                    if astale:
-                        ba, astale = (min(asks) if asks else None), False
-                    if ba is not None and ba <= t:  # asks crossed by the new best bid
-                        for p in [p for p in asks if p <= t]:
-                            del asks[p]
-                        ba = min(asks) if asks else None
-                elif k in (_BEST_ASK, _NEW_BEST_ASK):
-                    t = round(e.price / tick)
-                    v = e.volume
-                    if v <= 0:
-                        asks.pop(t, None)
-                        astale = True
-                        continue
-                    asks[t] = v
-                    if astale:
-                        ba = min(asks)
-                    if ba is not None and ba < t:  # asks below the new best are stale
-                        for p in [p for p in asks if p < t]:
-                            del asks[p]
-                    ba, astale = t, False
-                    if bstale:
-                        bb, bstale = (max(bids) if bids else None), False
-                    if bb is not None and bb >= t:  # bids crossed by the new best ask
-                        for p in [p for p in bids if p >= t]:
-                            del bids[p]
-                        bb = max(bids) if bids else None
                 elif k == _RESET:
-                    bids.clear()
-                    asks.clear()
+                    for levels in books:
+                        levels.clear()
                     self._volume_at_price.clear()  # the server resends the session's volume at price after a Reset
-                    bb = ba = None
-                    bstale = astale = False
+                    best[:] = [None, None]
+                    stale[:] = [False, False]
                     self.resets += 1
                     logger.debug("order book reset for %s", self.contract.id)
                 elif k == _LOW:
@@ -183,9 +164,7 @@ class OrderBook:
                     self.fills += 1
                 else:
                     self.unknown += 1
-        finally:  # whatever happens, the best-price trackers match the levels applied so far
-            self._best_bid, self._best_ask = bb, ba
-            self._bid_stale, self._ask_stale = bstale, astale
+        finally:
             self._sorted = None
             self.entries_applied += applied
             if last is not None:
@@ -211,11 +190,11 @@ class OrderBook:
 
     def clear(self) -> None:
         """Forget the book, the volume profile and the trade flow (counters are kept)."""
-        self._bids.clear()
-        self._asks.clear()
+        for levels in self._levels:
+            levels.clear()
         self._volume_at_price.clear()
-        self._best_bid = self._best_ask = None
-        self._bid_stale = self._ask_stale = False
+        self._best[:] = [None, None]
+        self._stale[:] = [False, False]
         self._sorted = None
         self._trades.clear()
 
@@ -224,37 +203,35 @@ class OrderBook:
     def _price(self, ticks: int) -> float:
         return round(ticks * self._tick, self._decimals)
 
-    def _top_bid(self) -> int | None:
-        if self._bid_stale:
-            self._best_bid = max(self._bids) if self._bids else None
-            self._bid_stale = False
-        return self._best_bid
-
-    def _top_ask(self) -> int | None:
-        if self._ask_stale:
-            self._best_ask = min(self._asks) if self._asks else None
-            self._ask_stale = False
-        return self._best_ask
+    def _top(self, side: int) -> int | None:
+        """The best price of a side, in ticks (None for an empty side)."""
+        if self._stale[side]:
+            levels = self._levels[side]
+            self._best[side] = max(levels) if levels else None
+            self._stale[side] = False
+        key = self._best[side]
+        return None if key is None else key * _SIGN[side]
 
     def _sides(self) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """Both sides best first, cached until the next depth batch."""
+        """Both sides best first as (ticks, size), cached until the next depth batch."""
         if self._sorted is None:
-            self._sorted = (sorted(self._bids.items(), reverse=True), sorted(self._asks.items()))
+            bids, asks = (sorted(levels.items(), reverse=True) for levels in self._levels)
+            self._sorted = (bids, [(-key, size) for key, size in asks])
         return self._sorted
 
     def get_best_bid_ask(self) -> tuple[float | None, float | None]:
         """(best bid, best ask) prices; a side without levels gives None."""
-        bid, ask = self._top_bid(), self._top_ask()
+        bid, ask = self._top(_BID_SIDE), self._top(_ASK_SIDE)
         return (None if bid is None else self._price(bid)), (None if ask is None else self._price(ask))
 
     def get_spread(self) -> float | None:
         """Best ask minus best bid (on the tick grid), None unless both sides have levels."""
-        bid, ask = self._top_bid(), self._top_ask()
+        bid, ask = self._top(_BID_SIDE), self._top(_ASK_SIDE)
         return None if bid is None or ask is None else self._price(ask - bid)
 
     def get_mid_price(self) -> float | None:
         """Midpoint of the best bid and ask, None unless both sides have levels."""
-        bid, ask = self._top_bid(), self._top_ask()
+        bid, ask = self._top(_BID_SIDE), self._top(_ASK_SIDE)
         return None if bid is None or ask is None else round((bid + ask) * self._tick / 2, self._decimals + 1)
 
     def _frame(self, rows: Iterable[tuple[str, int, float]]) -> pl.DataFrame:
@@ -327,6 +304,6 @@ class OrderBook:
             "entries_applied": self.entries_applied, "resets": self.resets, "vap_updates": self.vap_updates,
             "fills": self.fills, "unknown": self.unknown, "nulls": self.nulls, "rejected": self.rejected,
             "trades_applied": self.trades_applied,
-            "bid_levels": len(self._bids), "ask_levels": len(self._asks),
+            "bid_levels": len(self._levels[_BID_SIDE]), "ask_levels": len(self._levels[_ASK_SIDE]),
             "profile_prices": len(self._volume_at_price), "retained_trades": len(self._trades),
         }
