@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pxkit import codec, models
+from pxkit import codec, models, times
 from pxkit.enums import DomType, OrderSide, OrderStatus, OrderType, PositionType, TradeType, UserAction
 from pxkit.errors import ProtocolError
 
@@ -57,7 +57,7 @@ def assert_same_json(original: dict, encoded: dict, cls: type) -> None:
         if src is None:
             assert value is None, key
         elif key in TS_KEYS:
-            assert codec.parse_ts(value) == codec.parse_ts(src), key
+            assert times.parse_ts(value) == times.parse_ts(src), key
         elif isinstance(src, bool | str):
             assert type(value) is type(src) and value == src, key
         else:
@@ -122,7 +122,7 @@ WHOLE = utc(2026, 2, 22, 23, 40, 39)
     ("2025-04-21T21:45:52.105808+02:00", INSTANT),                           # other offsets -> UTC
 ])
 def test_parse_ts_shapes(text, expected):
-    parsed = codec.parse_ts(text)
+    parsed = times.parse_ts(text)
     assert parsed == expected and parsed.utcoffset() == timedelta(0)
 
 
@@ -137,14 +137,14 @@ def test_parse_ts_shapes(text, expected):
     (INSTANT.replace(tzinfo=None), "z", "2025-04-21T19:45:52.105808Z", INSTANT),  # naive input = UTC
 ])
 def test_format_ts_styles_round_trip(value, style, text, back):
-    assert codec.format_ts(value, style) == text
-    assert codec.parse_ts(text) == back
+    assert times.format_ts(value, style) == text
+    assert times.parse_ts(text) == back
 
 
 @pytest.mark.parametrize("bad", ["", "garbage", "2025-13-01T00:00:00Z", "21/04/2025 19:45", 1745264752, None])
 def test_parse_ts_rejects_garbage(bad):
     with pytest.raises(ProtocolError):
-        codec.parse_ts(bad)
+        times.parse_ts(bad)
 
 
 def test_bad_timestamp_in_entity_names_the_field():
@@ -397,7 +397,7 @@ def test_the_largest_numbers_a_gateway_may_send_still_decode():
 @pytest.mark.parametrize("text", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
 def test_timestamps_beyond_the_calendar_in_utc_are_protocol_errors(text):
     with pytest.raises(ProtocolError, match="out of range"):
-        codec.parse_ts(text)
+        times.parse_ts(text)
     with pytest.raises(ProtocolError, match="'timestamp'"):
         codec.from_wire(models.MarketTrade, {**TRADE_RAW, "timestamp": text})
 

@@ -12,7 +12,9 @@ import pxkit
 PACKAGE = Path(pxkit.__file__).parent
 LAYERS = {
     "enums": 0, "errors": 0, "loops": 0,
+    "times": 0.5,
     "models": 1,
+    "messages": 1.5, "payloads": 1.5,
     "codec": 2, "config": 2, "indicators": 2,
     "client": 3, "events": 3, "stats": 3,
     "instrument": 4,
@@ -21,7 +23,7 @@ LAYERS = {
     "lab": 7,
     "cli": 8, "demo": 8, "__init__": 8,
 }
-SIM_MAY_IMPORT = {"enums", "errors", "models", "codec", "sim"}
+SIM_MAY_IMPORT = {"enums", "errors", "models", "codec", "times", "sim"}
 
 
 def _top(module: Path) -> str:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pxkit.client.hublink import LinkState
 from pxkit.client.realtime import MARKET, USER, ConnectionEvent, HubEvent, Reconciled
 from pxkit.client.reconcile import ReconcileReport, UserState
-from pxkit.codec import to_us
 from pxkit.enums import DomType, OrderSide, OrderStatus, OrderType, PositionType, TradeType, UserAction
 from pxkit.events import Event, EventBus, EventType
 from pxkit.instrument.context import InstrumentContext
@@ -22,6 +21,7 @@ from pxkit.instrument.orders import OrderManager
 from pxkit.instrument.positions import PositionManager
 from pxkit.models import Account, Contract, DepthEntry, MarketTrade, Order, Position, Quote, Trade
 from pxkit.router import Router
+from pxkit.times import to_us
 
 ACCOUNT, OTHER = 1001, 1002
 MNQ = Contract("CON.F.US.MNQ.H26", "MNQH6", "Micro E-mini Nasdaq-100: March 2026", 0.25, 0.5, True, "F.US.MNQ")

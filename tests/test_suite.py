@@ -14,7 +14,7 @@ from pxkit.client.realtime import MARKET, HubEvent
 from pxkit.enums import TradeType
 from pxkit.errors import InputError, InstrumentNotFoundError
 from pxkit.events import Event
-from pxkit.instrument.data import BarEvent, FeedStatus
+from pxkit.payloads import BarEvent, FeedStatus
 from pxkit.models import Bar, MarketTrade
 from pxkit.sim import SimServer
 from suites import FAST, last_trade_time, open_suite

@@ -1,10 +1,9 @@
 """pxkit: async client, simulated gateway and Jupyter layer for the ProjectX Gateway API."""
 
 from .client.http import ProjectX
-from .client.hublink import LinkSettings, LinkState
+from .client.hublink import LinkSettings
 from .client.orders import PlacedOrder
-from .client.realtime import ConnectionEvent, HubEvent, ProjectXRealtimeClient
-from .client.reconcile import ReconcileReport
+from .client.realtime import ProjectXRealtimeClient
 from .config import ProjectXConfig
 from .enums import (
     BarsError,
@@ -12,6 +11,7 @@ from .enums import (
     ClosePositionError,
     ContractError,
     DomType,
+    LinkState,
     LoginError,
     ModifyOrderError,
     OrderSide,
@@ -55,6 +55,7 @@ from .errors import (
 )
 from .events import Event, EventBus, EventType
 from .instrument.context import InstrumentContext
+from .messages import ConnectionChanged, ReconcileReport
 from .models import (
     Account,
     AccountRequest,
@@ -100,7 +101,7 @@ __all__ = [
     "ClosePositionError",
     "ClosePositionRequest",
     "ConfigError",
-    "ConnectionEvent",
+    "ConnectionChanged",
     "ConnectionLostError",
     "Contract",
     "ContractAvailableRequest",
@@ -114,7 +115,6 @@ __all__ = [
     "EventBus",
     "EventType",
     "GatewayError",
-    "HubEvent",
     "InputError",
     "InstrumentContext",
     "InstrumentNotFoundError",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .codec import parse_ts
+from .times import parse_ts
 
 API_KEY_ENV = "PXKIT_SIM_API_KEY"
 _KEY_HELP = (f"apiKey the simulator accepts, taken from --api-key-file, else --api-key, else ${API_KEY_ENV}, "

@@ -1,4 +1,20 @@
-"""Per-instrument event bus: typed events, prioritised sync/async handlers, wait_for and a UI throttle."""
+"""Per-instrument event bus: typed events, prioritised sync/async handlers, wait_for and a UI throttle.
+
+Every event type has one payload type, `event.data` (the table is `PAYLOADS`):
+
+| event type                                    | data                                              |
+|-----------------------------------------------|---------------------------------------------------|
+| NEW_BAR, BAR_UPDATED                          | BarEvent: timeframe name and the bar              |
+| TICK                                          | MarketTrade: one trade print                      |
+| QUOTE_UPDATE                                  | Quote: the last quote, pushed fields merged in    |
+| DEPTH_UPDATE                                  | DepthPushed: the level-2 records of one push      |
+| ORDER_PLACED ... ORDER_MODIFIED (6 types)     | Order: the order as it is now                     |
+| POSITION_OPENED, _CHANGED, _CLOSED            | Position: the position as it is now (0 = closed)  |
+| ACCOUNT_UPDATE                                | Account: balance and flags                        |
+| CONNECTED, DISCONNECTED, RECONNECTED          | ConnectionChanged: which hub, its state, when     |
+| RISK_BREACH                                   | RiskBreach: rules broken, actions taken, lockout  |
+| STALE_FEED                                    | FeedStatus: stale or live again, silent seconds   |
+"""
 
 from __future__ import annotations
 
@@ -13,9 +29,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pxkit.errors import InputError
+from .errors import InputError
+from .messages import ConnectionChanged, DepthPushed
+from .models import Account, MarketTrade, Order, Position, Quote
+from .payloads import BarEvent, FeedStatus, RiskBreach
 
 logger = logging.getLogger(__name__)
 Handler = Callable[["Event"], Any]  # returns None, or an awaitable that the bus awaits (emit) or schedules
@@ -46,12 +65,26 @@ class EventType(StrEnum):
     STALE_FEED = "stale_feed"
 
 
+PAYLOADS: dict[EventType, type] = {
+    EventType.NEW_BAR: BarEvent, EventType.BAR_UPDATED: BarEvent,
+    EventType.TICK: MarketTrade, EventType.QUOTE_UPDATE: Quote, EventType.DEPTH_UPDATE: DepthPushed,
+    **dict.fromkeys((EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL,
+                     EventType.ORDER_CANCELLED, EventType.ORDER_REJECTED, EventType.ORDER_MODIFIED), Order),
+    **dict.fromkeys((EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED), Position),
+    EventType.ACCOUNT_UPDATE: Account,
+    **dict.fromkeys((EventType.CONNECTED, EventType.DISCONNECTED, EventType.RECONNECTED), ConnectionChanged),
+    EventType.RISK_BREACH: RiskBreach, EventType.STALE_FEED: FeedStatus,
+}
+P = TypeVar("P")
+
+
 @dataclass(frozen=True, slots=True)
-class Event:
-    """One emitted event: `timestamp` is the exchange/event time given by the emitter, `seq` is set by the bus."""
+class Event(Generic[P]):
+    """One emitted event: `data` is of the type `PAYLOADS` gives for `type` (annotate a handler's argument as, say,
+    `Event[BarEvent]`); `timestamp` is the exchange/event time given by the emitter, `seq` is set by the bus."""
 
     type: EventType
-    data: Any = None
+    data: P = None  # type: ignore[assignment]
     source: str | None = None
     timestamp: datetime | None = None
     seq: int = 0

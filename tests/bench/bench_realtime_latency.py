@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 
 from pxkit import HubEvent, LinkSettings, ProjectX, ProjectXConfig, ProjectXRealtimeClient
-from pxkit.codec import format_ts
+from pxkit.times import format_ts
 
 SERVE = "--serve"
 MNQ = "CON.F.US.MNQ.H26"

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pxkit import codec, models
+from pxkit import codec, models, times
 from pxkit.client.auth import TokenManager
 from pxkit.client.hubframes import RecordByRecordJsonProtocol
 from pxkit.client.realtime import MARKET, USER, ProjectXRealtimeClient
@@ -77,8 +77,8 @@ KINDS: dict[Any, Callable[[random.Random], Any]] = {
     int: lambda r: r.randint(-1000, 10**6),
     str: lambda r: r.choice(["", "x", "PRAC-1001", "tag-\u00e9", "F.US.MNQ", " "]),
     float: lambda r: r.choice([r.randint(60_000, 100_000) * 0.25, r.uniform(-1e6, 1e6), 0.0, -0.0, 1e12, 3]),
-    datetime: lambda r: codec.format_ts(NOW + timedelta(seconds=r.uniform(-3 * 86_400, 3 * 86_400)),
-                                        r.choice(codec.TS_STYLES)),
+    datetime: lambda r: times.format_ts(NOW + timedelta(seconds=r.uniform(-3 * 86_400, 3 * 86_400)),
+                                        r.choice(times.TS_STYLES)),
 }
 
 

@@ -8,13 +8,14 @@ from datetime import UTC, datetime, time, timedelta
 import polars as pl
 import pytest
 
-from pxkit.codec import decode_records, to_us
+from pxkit.codec import decode_records
 from pxkit.enums import BarUnit
 from pxkit.errors import InputError
 from pxkit.instrument.bars import BAR_SCHEMA, BarSeries, MultiTimeframeBars, Timeframe
 from pxkit.models import Bar, MarketTrade
 from pxkit.sim.clock import SimClock
 from pxkit.sim.engine import SimConfig, Simulator
+from pxkit.times import to_us
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # a Monday, 09:30 New York (EST)
 MNQ = "CON.F.US.MNQ.H26"

@@ -13,15 +13,16 @@ import pytest
 
 from pxkit.client.bars import BAR_SCHEMA
 from pxkit.client.http import ProjectX
-from pxkit.codec import from_us
 from pxkit.config import ProjectXConfig
 from pxkit.enums import BarUnit, TradeType
 from pxkit.errors import InputError
 from pxkit.events import Event, EventBus, EventType
-from pxkit.instrument.data import BarEvent, FeedStatus, RealtimeDataManager
+from pxkit.instrument.data import RealtimeDataManager
+from pxkit.payloads import BarEvent, FeedStatus
 from pxkit.instrument.sessions import globex_open
 from pxkit.models import Bar, Contract, MarketTrade, Quote
 from pxkit.sim import SimServer
+from pxkit.times import from_us
 from waiting import until
 
 MNQ = Contract("CON.F.US.MNQ.H26", "MNQH6", "Micro E-mini Nasdaq-100: March 2026", 0.25, 0.5, True, "F.US.MNQ")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from conftest import ACCOUNT, MNQ
-from pxkit import codec, models
+from pxkit import codec, models, times
 from pxkit.enums import DomType, OrderStatus, OrderType, PositionType, UserAction
 from pxkit.sim import SimConfig, SimServer
 from signalr_probe import HubError, HubProbe
@@ -145,7 +145,7 @@ async def test_streamed_trades_agree_with_retrieve_bars(sim, rest):
 
 def _last_trade_minute(probe: HubProbe) -> int:
     trades = probe.of("GatewayTrade")
-    return codec.parse_ts(trades[-1][1][-1]["timestamp"]).minute if trades else -1
+    return times.parse_ts(trades[-1][1][-1]["timestamp"]).minute if trades else -1
 
 
 async def _scripted_session(seed: int) -> tuple[list, list, list]:

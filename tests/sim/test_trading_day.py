@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from conftest import MNQ
-from pxkit import codec, models
-from pxkit.codec import from_us, to_us
+from pxkit import codec, models, times
 from pxkit.enums import BarUnit, DomType
 from pxkit.sim import SimConfig, SimServer, Simulator
 from pxkit.sim.clock import DEFAULT_START, SimClock
 from pxkit.sim.market import Market
+from pxkit.times import from_us, to_us
 
 SEC, HOUR = 1_000_000, 3_600_000_000
 WINTER_OPEN = to_us(datetime(2026, 3, 2, 23, tzinfo=UTC))  # Monday 18:00 EST opens Tuesday's trading day
@@ -87,7 +87,7 @@ def test_streamed_quote_volume_and_volume_at_price_restart_at_18_00_new_york():
     volumes = []
     for payload in early.payloads("GatewayQuote"):
         quote.update(payload)
-        volumes.append((to_us(codec.parse_ts(quote["timestamp"])), quote["volume"]))
+        volumes.append((to_us(times.parse_ts(quote["timestamp"])), quote["volume"]))
     ticks = sim.market.ticks_between(MNQ, WINTER_OPEN - 1, WINTER_OPEN + 30 * SEC)
     before = [v for t, v in volumes if t < WINTER_OPEN]
     after = [(t, v) for t, v in volumes if t >= WINTER_OPEN]
@@ -96,10 +96,10 @@ def test_streamed_quote_volume_and_volume_at_price_restart_at_18_00_new_york():
     assert after == [(t, float(ticks.size[ticks.time <= t].sum())) for t, _ in after]
 
     traded = [e for batch in early.payloads("GatewayDepth") for e in batch
-              if e["type"] == DomType.TRADE and to_us(codec.parse_ts(e["timestamp"])) >= WINTER_OPEN]
+              if e["type"] == DomType.TRADE and to_us(times.parse_ts(e["timestamp"])) >= WINTER_OPEN]
     assert len(traded) > 10
     for entry in traded:  # the session's volume at a price counts only this trading day's prints
-        at = (ticks.time <= to_us(codec.parse_ts(entry["timestamp"]))) & (ticks.price == contract.to_ticks(
+        at = (ticks.time <= to_us(times.parse_ts(entry["timestamp"]))) & (ticks.price == contract.to_ticks(
             entry["price"]))
         assert entry["volume"] == ticks.size[at].sum()
 
