@@ -12,6 +12,7 @@ import pytest
 from pxkit import codec, models, times
 from pxkit.enums import DomType, OrderSide, OrderStatus, OrderType, PositionType, TradeType, UserAction
 from pxkit.errors import ProtocolError
+from pxkit.messages import AccountPushed, DepthPushed, OrderPushed, QuotePushed, TradesPushed
 
 FX = json.loads((Path(__file__).parent / "fixtures" / "protocol_examples.json").read_text())
 TS_KEYS = {"t", "creationTimestamp", "updateTimestamp", "timestamp", "lastUpdated"}
@@ -301,6 +302,65 @@ def test_a_batch_keeps_its_good_records_around_a_bad_one():
 def test_malformed_market_arguments_are_a_protocol_error(args):
     with pytest.raises(ProtocolError, match="market event"):
         codec.split_market_event(args)
+
+
+# --------------------------------------------------------------------------- hub pushes -> messages
+
+
+def test_every_target_decodes_into_its_message():
+    trades = codec.decode_push(codec.Target.TRADE, FX["gateway_trade_args"], 12.5)
+    assert trades == TradesPushed("CON.F.US.EP.U25", tuple(MARKET_CASES[0][3]), 12.5)
+    depth = codec.decode_push(codec.Target.DEPTH, FX["gateway_depth_args"], 12.5)
+    assert depth == DepthPushed("CON.F.US.ENQ.H26", tuple(MARKET_CASES[1][3]), 12.5)
+    quote = codec.decode_push(codec.Target.QUOTE, FX["gateway_quote_args"], 12.5)
+    assert quote == QuotePushed("CON.F.US.ENQ.H26", QUOTE, 12.5)
+    order = codec.decode_push(codec.Target.USER_ORDER, [{**FX["user_order_event"], "action": 0}], 12.5)
+    assert order == OrderPushed(USER_ORDER, UserAction.CREATED, 12.5)
+    account = codec.decode_push(codec.Target.USER_ACCOUNT, [FX["user_account_event"]], 12.5)
+    assert account == AccountPushed(ACCOUNT, UserAction.UPDATED, 12.5)
+    assert set(codec.TARGET_MESSAGES) == set(codec.Target) == codec.MARKET_TARGETS | codec.USER_TARGETS
+    assert {type(m) for m in (trades, depth, quote, order, account)} <= set(codec.TARGET_MESSAGES.values())
+
+
+def test_a_batch_push_hands_its_bad_records_over_and_keeps_the_others():
+    good = FX["gateway_trade_args"][1][0]
+    errors: list[ProtocolError] = []
+    pushed = codec.decode_push(codec.Target.TRADE, ["CON.F.US.EP.U25", [good, {**good, "type": 9}, None, good]], 1.0,
+                               errors.append)
+    assert len(pushed.trades) == 2 and [str(e)[:8] for e in errors] == ["record 1"]
+    with pytest.raises(ProtocolError, match="unknown hub target 'GatewayNews'"):
+        codec.decode_push("GatewayNews", ["CON.F.US.EP.U25", {}], 1.0)
+    with pytest.raises(ProtocolError, match="market event"):
+        codec.decode_push(codec.Target.QUOTE, [7, FX["gateway_quote_args"][1]], 1.0)
+
+
+INLINE_DECODERS = [(codec.decode_trade, models.MarketTrade, FX["gateway_trade_args"][1][0]),
+                   (codec.decode_depth_entry, models.DepthEntry, FX["gateway_depth_args"][1][1]),
+                   (codec.decode_quote, models.Quote, FX["gateway_quote_args"][1])]
+ODD_VALUES = [None, True, False, 0, -0.0, 3, 2.0, 1.5, 2**53, 2**53 + 1, 1e12, 1e13, float("nan"), float("inf"), "1.5",
+              "", "F.US.EP", [], {}, 10**400, "2026-03-02T14:30:00Z", "2026-03-02T14:30:00.1234567+00:00",
+              " 2026-03-02T14:30:00 ", "2026-03-02T14:30:00+05:00", "9999-12-31T23:59:59-05:00", "soon"]
+
+
+def _outcome(decode, item):
+    try:
+        return decode(item)
+    except ProtocolError as exc:
+        return f"ProtocolError: {exc}"
+
+
+@pytest.mark.parametrize(("decode", "cls", "raw"), INLINE_DECODERS, ids=["trade", "depth", "quote"])
+def test_the_inline_market_decoders_give_exactly_what_the_schema_decoder_gives(decode, cls, raw):
+    """Every field set to every odd value, or removed, and records that are not objects: the same model with the
+    same types, or the same error."""
+    items = [raw, None, [], "x", 7, {**raw, "someFutureKey": 1}]
+    items += [{k: v for k, v in raw.items() if k != key} for key in raw]
+    items += [{**raw, key: value} for key in codec.wire_fields(cls) for value in ODD_VALUES]
+    for item in items:
+        inline, schema = _outcome(decode, item), _outcome(lambda i: codec.from_wire(cls, i), item)
+        assert inline == schema, item
+        if not isinstance(schema, str):
+            assert_exact(inline, schema)
 
 
 def test_partial_quote():

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import polars as pl
 import pytest
 
-from pxkit.codec import decode_records
+from pxkit.codec import Target, decode_records
 from pxkit.enums import BarUnit
 from pxkit.errors import InputError
 from pxkit.instrument.bars import BAR_SCHEMA, BarSeries, MultiTimeframeBars, Timeframe
@@ -287,7 +287,7 @@ def test_bars_from_the_simulated_trade_stream_match_the_gateway_history() -> Non
     now_us = sim.clock.now_us()
     specs = {"1min": 1, "5min": 5, "15min": 15}
     bars = MultiTimeframeBars(list(specs), tick_size=0.25, day_tz="UTC", day_start=time(0))
-    trades = [trade for target, args in recorder.pushes if target == "GatewayTrade"
+    trades = [trade for target, args in recorder.pushes if target == Target.TRADE
               for trade in decode_records(MarketTrade, args[1])]
     assert len(trades) > 1000
     for trade in trades:
