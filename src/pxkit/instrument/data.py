@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from ..client.http import ProjectX
+from ..codec import slot_filler
 from ..errors import PxError
 from ..events import EventBus, EventType
 from ..models import Bar, Contract, MarketTrade, Quote
@@ -24,12 +25,14 @@ from .sessions import globex_open
 
 log = logging.getLogger(__name__)
 _quote_values = operator.attrgetter(*(field.name for field in dataclasses.fields(Quote)))
+_new_quote = slot_filler(Quote)
 
 
 def _merged(last: Quote, pushed: Quote) -> Quote:
     """The last quote with the fields a partial push carries put in."""
-    return Quote(*[new if new is not None else old for new, old in zip(_quote_values(pushed), _quote_values(last),
-                                                                       strict=True)])
+    pairs = zip(_quote_values(pushed), _quote_values(last), strict=True)
+    return _new_quote(*[old if new is None else new for new, old in pairs])
+
 
 class RealtimeDataManager:
     """Bars of one contract: history per timeframe from REST, then every trade applied to every timeframe.
