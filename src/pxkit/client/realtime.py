@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import time
+import types
 import typing
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -219,13 +220,13 @@ class ProjectXRealtimeClient:
 
     # ------------------------------------------------------------------ listeners
 
-    def on(self, kind: type[M] | Any, callback: Callable[[M], Any]) -> None:
+    def on(self, kind: type[M] | types.UnionType, callback: Callable[[M], Any]) -> None:
         """Call `callback(message)` on the loop for every push of a message type of messages.py (`TradesPushed`,
         `OrderPushed`...) or of a union of them (`HubPush`: every push)."""
         for push_type in self._push_types(kind):
             self._callbacks.setdefault(push_type, []).append(callback)
 
-    def off(self, kind: type[M] | Any, callback: Callable[[M], Any]) -> None:
+    def off(self, kind: type[M] | types.UnionType, callback: Callable[[M], Any]) -> None:
         """Remove a listener registered with `on` for the same kind."""
         for push_type in self._push_types(kind):
             self._callbacks.get(push_type, []).remove(callback)
