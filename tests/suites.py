@@ -9,8 +9,8 @@ from datetime import datetime
 
 from pxkit import ProjectXConfig, TradingSuite
 from pxkit.client.hublink import LinkSettings
-from pxkit.codec import from_us
 from pxkit.sim import SimServer
+from pxkit.times import from_us
 
 FAST = LinkSettings(backoff=(0, 0.2, 0.5, 1.0), stale_after=1.5, keepalive_interval=0.5, connect_timeout=3)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pxkit import codec, models
+from pxkit import codec, models, times
 from pxkit.enums import DomType, OrderSide, OrderStatus, OrderType, PositionType, TradeType, UserAction
 from pxkit.errors import ProtocolError
+from pxkit.messages import AccountPushed, DepthPushed, OrderPushed, QuotePushed, TradesPushed
 
 FX = json.loads((Path(__file__).parent / "fixtures" / "protocol_examples.json").read_text())
 TS_KEYS = {"t", "creationTimestamp", "updateTimestamp", "timestamp", "lastUpdated"}
@@ -57,7 +58,7 @@ def assert_same_json(original: dict, encoded: dict, cls: type) -> None:
         if src is None:
             assert value is None, key
         elif key in TS_KEYS:
-            assert codec.parse_ts(value) == codec.parse_ts(src), key
+            assert times.parse_ts(value) == times.parse_ts(src), key
         elif isinstance(src, bool | str):
             assert type(value) is type(src) and value == src, key
         else:
@@ -122,7 +123,7 @@ WHOLE = utc(2026, 2, 22, 23, 40, 39)
     ("2025-04-21T21:45:52.105808+02:00", INSTANT),                           # other offsets -> UTC
 ])
 def test_parse_ts_shapes(text, expected):
-    parsed = codec.parse_ts(text)
+    parsed = times.parse_ts(text)
     assert parsed == expected and parsed.utcoffset() == timedelta(0)
 
 
@@ -137,14 +138,14 @@ def test_parse_ts_shapes(text, expected):
     (INSTANT.replace(tzinfo=None), "z", "2025-04-21T19:45:52.105808Z", INSTANT),  # naive input = UTC
 ])
 def test_format_ts_styles_round_trip(value, style, text, back):
-    assert codec.format_ts(value, style) == text
-    assert codec.parse_ts(text) == back
+    assert times.format_ts(value, style) == text
+    assert times.parse_ts(text) == back
 
 
 @pytest.mark.parametrize("bad", ["", "garbage", "2025-13-01T00:00:00Z", "21/04/2025 19:45", 1745264752, None])
 def test_parse_ts_rejects_garbage(bad):
     with pytest.raises(ProtocolError):
-        codec.parse_ts(bad)
+        times.parse_ts(bad)
 
 
 def test_bad_timestamp_in_entity_names_the_field():
@@ -303,6 +304,65 @@ def test_malformed_market_arguments_are_a_protocol_error(args):
         codec.split_market_event(args)
 
 
+# --------------------------------------------------------------------------- hub pushes -> messages
+
+
+def test_every_target_decodes_into_its_message():
+    trades = codec.decode_push(codec.Target.TRADE, FX["gateway_trade_args"], 12.5)
+    assert trades == TradesPushed("CON.F.US.EP.U25", tuple(MARKET_CASES[0][3]), 12.5)
+    depth = codec.decode_push(codec.Target.DEPTH, FX["gateway_depth_args"], 12.5)
+    assert depth == DepthPushed("CON.F.US.ENQ.H26", tuple(MARKET_CASES[1][3]), 12.5)
+    quote = codec.decode_push(codec.Target.QUOTE, FX["gateway_quote_args"], 12.5)
+    assert quote == QuotePushed("CON.F.US.ENQ.H26", QUOTE, 12.5)
+    order = codec.decode_push(codec.Target.USER_ORDER, [{**FX["user_order_event"], "action": 0}], 12.5)
+    assert order == OrderPushed(USER_ORDER, UserAction.CREATED, 12.5)
+    account = codec.decode_push(codec.Target.USER_ACCOUNT, [FX["user_account_event"]], 12.5)
+    assert account == AccountPushed(ACCOUNT, UserAction.UPDATED, 12.5)
+    assert set(codec.TARGET_MESSAGES) == set(codec.Target) == codec.MARKET_TARGETS | codec.USER_TARGETS
+    assert {type(m) for m in (trades, depth, quote, order, account)} <= set(codec.TARGET_MESSAGES.values())
+
+
+def test_a_batch_push_hands_its_bad_records_over_and_keeps_the_others():
+    good = FX["gateway_trade_args"][1][0]
+    errors: list[ProtocolError] = []
+    pushed = codec.decode_push(codec.Target.TRADE, ["CON.F.US.EP.U25", [good, {**good, "type": 9}, None, good]], 1.0,
+                               errors.append)
+    assert len(pushed.trades) == 2 and [str(e)[:8] for e in errors] == ["record 1"]
+    with pytest.raises(ProtocolError, match="unknown hub target 'GatewayNews'"):
+        codec.decode_push("GatewayNews", ["CON.F.US.EP.U25", {}], 1.0)
+    with pytest.raises(ProtocolError, match="market event"):
+        codec.decode_push(codec.Target.QUOTE, [7, FX["gateway_quote_args"][1]], 1.0)
+
+
+INLINE_DECODERS = [(codec.decode_trade, models.MarketTrade, FX["gateway_trade_args"][1][0]),
+                   (codec.decode_depth_entry, models.DepthEntry, FX["gateway_depth_args"][1][1]),
+                   (codec.decode_quote, models.Quote, FX["gateway_quote_args"][1])]
+ODD_VALUES = [None, True, False, 0, -0.0, 3, 2.0, 1.5, 2**53, 2**53 + 1, 1e12, 1e13, float("nan"), float("inf"), "1.5",
+              "", "F.US.EP", [], {}, 10**400, "2026-03-02T14:30:00Z", "2026-03-02T14:30:00.1234567+00:00",
+              " 2026-03-02T14:30:00 ", "2026-03-02T14:30:00+05:00", "9999-12-31T23:59:59-05:00", "soon"]
+
+
+def _outcome(decode, item):
+    try:
+        return decode(item)
+    except ProtocolError as exc:
+        return f"ProtocolError: {exc}"
+
+
+@pytest.mark.parametrize(("decode", "cls", "raw"), INLINE_DECODERS, ids=["trade", "depth", "quote"])
+def test_the_inline_market_decoders_give_exactly_what_the_schema_decoder_gives(decode, cls, raw):
+    """Every field set to every odd value, or removed, and records that are not objects: the same model with the
+    same types, or the same error."""
+    items = [raw, None, [], "x", 7, {**raw, "someFutureKey": 1}]
+    items += [{k: v for k, v in raw.items() if k != key} for key in raw]
+    items += [{**raw, key: value} for key in codec.wire_fields(cls) for value in ODD_VALUES]
+    for item in items:
+        inline, schema = _outcome(decode, item), _outcome(lambda i: codec.from_wire(cls, i), item)
+        assert inline == schema, item
+        if not isinstance(schema, str):
+            assert_exact(inline, schema)
+
+
 def test_partial_quote():
     raw = {"symbol": "F.US.EP", "bestBid": 6400.25}
     quote = codec.from_wire(models.Quote, raw)
@@ -397,7 +457,7 @@ def test_the_largest_numbers_a_gateway_may_send_still_decode():
 @pytest.mark.parametrize("text", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
 def test_timestamps_beyond_the_calendar_in_utc_are_protocol_errors(text):
     with pytest.raises(ProtocolError, match="out of range"):
-        codec.parse_ts(text)
+        times.parse_ts(text)
     with pytest.raises(ProtocolError, match="'timestamp'"):
         codec.from_wire(models.MarketTrade, {**TRADE_RAW, "timestamp": text})
 

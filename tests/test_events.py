@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pxkit.enums import OrderSide
 from pxkit.errors import InputError
-from pxkit.events import Event, EventBus, EventType
+from pxkit.events import PAYLOADS, Event, EventBus, EventType
+from suites import open_suite
+from waiting import until
 
 T = EventType.TICK
 
@@ -332,3 +335,39 @@ async def test_aclose_flushes_a_pending_throttled_event() -> None:
 async def test_throttle_rejects_bad_interval() -> None:
     with pytest.raises(InputError):
         EventBus("t").throttle(lambda e: None, 0)
+
+
+# ---------------------------------------------------------------------------------------------- payload types
+
+
+def test_every_event_type_has_one_payload_type() -> None:
+    assert set(PAYLOADS) == set(EventType)
+    assert all(isinstance(kind, type) for kind in PAYLOADS.values())
+
+
+async def test_every_event_a_suite_emits_carries_its_payload_type(sim, tmp_path) -> None:
+    """A real suite on the simulator: market data, an order that breaks the daily loss limit (fills, positions, the
+    account, the breach and its flattening), a dropped hub and a silent feed. Every event of the suite's bus and
+    the instrument's carries the data type the table gives for its type."""
+    risk = {"max_daily_loss": 5.0, "db_path": tmp_path / "risk.sqlite3"}
+    async with open_suite(sim, ["MNQ"], timeframes=["15sec"], features=["orderbook", "risk_manager"], risk=risk,
+                          stale_after=0.5) as suite:
+        mnq = suite["MNQ"]
+        events: list[Event] = []
+        suite.event_bus.on_any(events.append)
+        mnq.event_bus.on_any(events.append)
+        await sim.advance(40)  # trades, quotes and depth; two 15 s bars close
+        await until(lambda: {EventType.NEW_BAR, EventType.DEPTH_UPDATE} <= {e.type for e in events}, "market events")
+        breached = suite.event_bus.wait_for(EventType.RISK_BREACH, timeout=10)
+        await mnq.orders.place_market_order(OrderSide.BUY, 20)  # the fees alone (20 x 0.37) pass 5 USD
+        await breached
+        reconnected = suite.event_bus.wait_for(EventType.RECONNECTED, timeout=10)
+        sim.drop_hub_connections()
+        await reconnected
+        await mnq.event_bus.wait_for(EventType.STALE_FEED, timeout=5)  # the simulated market stands still
+    seen = {e.type for e in events}
+    assert seen >= set(EventType) - {EventType.CONNECTED, EventType.ORDER_PARTIAL_FILL, EventType.ORDER_CANCELLED,
+                                     EventType.ORDER_REJECTED, EventType.ORDER_MODIFIED,
+                                     EventType.POSITION_CHANGED}, set(EventType) - seen
+    wrong = [(e.type, type(e.data).__name__) for e in events if not isinstance(e.data, PAYLOADS[e.type])]
+    assert wrong == []

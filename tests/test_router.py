@@ -9,19 +9,31 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-from pxkit.client.hublink import LinkState
-from pxkit.client.realtime import MARKET, USER, ConnectionEvent, HubEvent, Reconciled
-from pxkit.client.reconcile import ReconcileReport, UserState
-from pxkit.codec import to_us
-from pxkit.enums import DomType, OrderSide, OrderStatus, OrderType, PositionType, TradeType, UserAction
+from pxkit.client.realtime import MARKET, USER
+from pxkit.client.reconcile import UserState
+from pxkit.enums import DomType, LinkState, OrderSide, OrderStatus, OrderType, PositionType, TradeType, UserAction
 from pxkit.events import Event, EventBus, EventType
 from pxkit.instrument.context import InstrumentContext
 from pxkit.instrument.data import RealtimeDataManager
 from pxkit.instrument.orderbook import OrderBook
 from pxkit.instrument.orders import OrderManager
 from pxkit.instrument.positions import PositionManager
+from pxkit.messages import (
+    AccountPushed,
+    ConnectionChanged,
+    DepthPushed,
+    HubPush,
+    OrderPushed,
+    PositionPushed,
+    QuotePushed,
+    Reconciled,
+    ReconcileReport,
+    TradesPushed,
+    UserTradePushed,
+)
 from pxkit.models import Account, Contract, DepthEntry, MarketTrade, Order, Position, Quote, Trade
 from pxkit.router import Router
+from pxkit.times import to_us
 
 ACCOUNT, OTHER = 1001, 1002
 MNQ = Contract("CON.F.US.MNQ.H26", "MNQH6", "Micro E-mini Nasdaq-100: March 2026", 0.25, 0.5, True, "F.US.MNQ")
@@ -34,7 +46,7 @@ def context(symbol: str, contract: Contract, *, orderbook: bool = False) -> Inst
     """Real managers without a client (nothing here places orders); bars live as after an empty history."""
     bus = EventBus(symbol)
     data = RealtimeDataManager(None, contract, bus, symbol=symbol)
-    data._pending = None
+    data.release_pushes()
     return InstrumentContext(
         symbol, contract, data, OrderManager(None, contract, bus, account_id=ACCOUNT, symbol=symbol),
         PositionManager(None, contract, bus, account_id=ACCOUNT, symbol=symbol, last_price=lambda: data.last_price),
@@ -54,13 +66,13 @@ def record(bus: EventBus) -> list[Event]:
     return events
 
 
-def trades(contract_id: str | None, *prices: float, at: datetime = NOW) -> HubEvent:
-    batch = [MarketTrade("?", p, at + timedelta(seconds=i), TradeType.BUY, 1) for i, p in enumerate(prices)]
-    return HubEvent(MARKET, "GatewayTrade", batch, time.time(), contract_id)
+def trades(contract_id: str | None, *prices: float, at: datetime = NOW) -> TradesPushed:
+    batch = tuple(MarketTrade("?", p, at + timedelta(seconds=i), TradeType.BUY, 1) for i, p in enumerate(prices))
+    return TradesPushed(contract_id, batch, time.time())
 
 
-def quote(contract_id: str | None, symbol_id: str, price: float, at: datetime = NOW) -> HubEvent:
-    return HubEvent(MARKET, "GatewayQuote", Quote(symbol_id, last_price=price, timestamp=at), time.time(), contract_id)
+def quote(contract_id: str | None, symbol_id: str, price: float, at: datetime = NOW) -> QuotePushed:
+    return QuotePushed(contract_id, Quote(symbol_id, last_price=price, timestamp=at), time.time())
 
 
 def order(order_id: int, *, account: int = ACCOUNT, contract: str = MNQ.id, status: OrderStatus = OrderStatus.OPEN,
@@ -73,9 +85,11 @@ def position(size: int, *, account: int = ACCOUNT, contract: str = MNQ.id) -> Po
     return Position(7, account, contract, NOW, PositionType.LONG, size, 20000.0)
 
 
-def user(model, action: UserAction = UserAction.UPDATED) -> HubEvent:
-    return HubEvent(USER, f"GatewayUser{type(model).__name__}", model, time.time(), getattr(model, "contract_id", None),
-                    action)
+PUSHED = {Order: OrderPushed, Position: PositionPushed, Trade: UserTradePushed, Account: AccountPushed}
+
+
+def user(model, action: UserAction = UserAction.UPDATED) -> HubPush:
+    return PUSHED[type(model)](model, action, time.time())
 
 
 # ---------------------------------------------------------------------------------------------- market
@@ -91,18 +105,19 @@ async def test_market_pushes_go_to_the_context_of_their_contract() -> None:
     assert es.data.quote.last_price == 6000.25 and es.data.stats.counters["trades"] == 0
     assert [e.type for e in mnq_events] == [EventType.TICK] * 2 + [EventType.BAR_UPDATED] * 2  # nothing of ES's
     assert [e.type for e in es_events] == [EventType.QUOTE_UPDATE] and es_events[0].source == "ES"
-    assert r.stats.counters == {"GatewayTrade": 1, "GatewayQuote": 1}
+    assert r.stats.counters == {"TradesPushed": 1, "QuotePushed": 1}
 
 
 async def test_depth_goes_to_the_book_and_trades_to_its_flow() -> None:
     mnq = context("MNQ", MNQ, orderbook=True)
     r = router(mnq)
     depth = record(mnq.event_bus)
-    entries = [DepthEntry(NOW, DomType.BID, 19999.75, 4), DepthEntry(NOW, DomType.ASK, 20000.25, 6)]
+    entries = (DepthEntry(NOW, DomType.BID, 19999.75, 4), DepthEntry(NOW, DomType.ASK, 20000.25, 6))
     mnq.data.stale = True  # depth is market activity too: it ends a stale spell
-    r.route(HubEvent(MARKET, "GatewayDepth", entries, time.time(), MNQ.id))
+    pushed = DepthPushed(MNQ.id, entries, time.time())
+    r.route(pushed)
     assert mnq.orderbook.get_best_bid_ask() == (19999.75, 20000.25)
-    assert [(e.type, e.data) for e in depth][-1] == (EventType.DEPTH_UPDATE, entries) and mnq.data.stale is False
+    assert [(e.type, e.data) for e in depth][-1] == (EventType.DEPTH_UPDATE, pushed) and mnq.data.stale is False
     r.route(trades(MNQ.id, 20000.25, 20000.5))
     assert mnq.orderbook.trades_applied == 2 and mnq.orderbook.buy_volume == 2
 
@@ -189,7 +204,7 @@ async def test_connection_changes_reach_the_suite_and_every_instrument() -> None
     buses = {"suite": record(r.suite_bus), "MNQ": record(mnq.event_bus), "ES": record(es.event_bus)}
     states = [LinkState.CONNECTED, LinkState.DISCONNECTED, LinkState.RECONNECTING, LinkState.RECONNECTED,
               LinkState.DISCONNECTED, LinkState.RECONNECTED]
-    items = [ConnectionEvent(MARKET if i % 2 else USER, state, time.time()) for i, state in enumerate(states)]
+    items = [ConnectionChanged(MARKET if i % 2 else USER, state, time.time()) for i, state in enumerate(states)]
     for item in items:
         r.route(item)
     expected = [EventType.CONNECTED, EventType.DISCONNECTED, EventType.RECONNECTED, EventType.DISCONNECTED,
@@ -262,11 +277,11 @@ async def test_run_logs_and_counts_a_failing_item_and_keeps_going(caplog) -> Non
         raise RuntimeError("a user's handler bug")
 
     mnq.event_bus.on(EventType.TICK, broken)
-    malformed = HubEvent(MARKET, "GatewayTrade", None, time.time(), MNQ.id)  # no trade list at all
+    malformed = TradesPushed(MNQ.id, None, time.time())  # no trade list at all
     with caplog.at_level(logging.ERROR):
         await r.run(stream(trades(MNQ.id, 20000.0), malformed, trades(MNQ.id, 20001.0),
                            quote(MNQ.id, "F.US.MNQ", 20001.25)))
-    assert r.stats.errors == {"HubEvent": 1}
+    assert r.stats.errors == {"TradesPushed": 1}
     assert any("routing" in rec.getMessage() and rec.exc_info for rec in caplog.records)
     assert mnq.event_bus.handler_errors[EventType.TICK] == 2  # the bus contained the handler's failures
     assert mnq.data.stats.counters["trades"] == 2 and mnq.data.last_price == 20001.25  # the items after it applied

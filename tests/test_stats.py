@@ -27,10 +27,10 @@ def test_counters_and_errors_add_up_per_name() -> None:
     stats.count("trades", 3)
     stats.count("trades")
     stats.count("quotes")
-    stats.error("HubEvent")
-    stats.error("HubEvent")
+    stats.error("TradesPushed")
+    stats.error("TradesPushed")
     assert stats.counters == {"trades": 4, "quotes": 1}
-    assert stats.errors == {"HubEvent": 2}
+    assert stats.errors == {"TradesPushed": 2}
     assert stats.counters["never"] == 0  # a Counter: unknown names read as 0
 
 

@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pxkit import EventType, OrderSide, OrderStatus, ProjectXConfig, TradingSuite
-from pxkit.client.realtime import MARKET, HubEvent
+from pxkit.client.realtime import MARKET
 from pxkit.enums import TradeType
 from pxkit.errors import InputError, InstrumentNotFoundError, PxError
 from pxkit.events import Event
-from pxkit.instrument.data import BarEvent, FeedStatus
+from pxkit.messages import TradesPushed
 from pxkit.models import Bar, MarketTrade
+from pxkit.payloads import BarEvent, FeedStatus
 from pxkit.sim import SimServer
 from suites import FAST, last_trade_time, open_suite
 from waiting import until
@@ -118,7 +119,7 @@ async def test_events_never_leak_to_another_instrument(sim: SimServer) -> None:
         for symbol, events in seen.items():
             counted = stats["instruments"][symbol]["events"]
             assert counted[EventType.TICK] == sum(1 for e in events if e.type is EventType.TICK)
-        assert stats["health"] == 100 and stats["components"]["router"]["counters"]["GatewayTrade"] > 0
+        assert stats["health"] == 100 and stats["components"]["router"]["counters"]["TradesPushed"] > 0
         # every trade became exactly one TICK, on its own bus
         for symbol, ctx in suite.items():
             ticks = sum(1 for e in seen[symbol] if e.type is EventType.TICK)
@@ -385,9 +386,10 @@ async def test_a_future_dated_trade_is_quarantined_and_the_bars_stay_true(sim: S
         mnq, contract = suite["MNQ"], CONTRACTS["MNQ"]
         feed_time = suite.router.feed_time_us
         year_2999 = datetime(2999, 1, 1, tzinfo=UTC)
-        bogus = [MarketTrade("F.US.MNQ", 25000.0, year_2999 + timedelta(seconds=i), TradeType.BUY, 1) for i in range(3)]
+        bogus = tuple(MarketTrade("F.US.MNQ", 25000.0, year_2999 + timedelta(seconds=i), TradeType.BUY, 1)
+                      for i in range(3))
         with caplog.at_level(logging.WARNING, logger="pxkit.instrument.data"):
-            suite.router.route(HubEvent(MARKET, "GatewayTrade", bogus, time.time(), contract))  # as if pushed
+            suite.router.route(TradesPushed(contract, bogus, time.time()))  # as if pushed
         assert suite.router.feed_time_us == feed_time  # the bar clock is not thrown into the future either
         start = sim.sim.clock.now()
         await sim.advance(2 * 60 + 2)

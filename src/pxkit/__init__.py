@@ -7,7 +7,9 @@ The public names, by what they are for (`__all__` itself is sorted):
 - what a suite holds: InstrumentContext (`suite["MNQ"]`), Portfolio, OrderHandle, BracketHandle
 - what calls return: Account, Contract, Bar, Quote, MarketTrade, DepthEntry, Order, Position, Trade, PlacedOrder,
   ReconcileReport
-- events: EventBus, Event, EventType; from the hubs HubEvent, ConnectionEvent, LinkState
+- events: EventBus, Event, EventType, PAYLOADS (each type's `event.data`: BarEvent, FeedStatus, RiskBreach,
+  DepthPushed, ConnectionChanged, or a model); LinkState
+- what the realtime client streams: the typed messages of `pxkit.messages` (`HubMessage`)
 - values to pass and read: OrderSide, OrderType, OrderStatus, PositionType, TradeType, DomType, BarUnit
 - errors: PxError and its subclasses
 
@@ -17,12 +19,11 @@ Wire request bodies stay in `pxkit.models`, the gateway's error-code enums in `p
 from importlib.metadata import PackageNotFoundError, version
 
 from .client.http import ProjectX
-from .client.hublink import LinkSettings, LinkState
+from .client.hublink import LinkSettings
 from .client.orders import PlacedOrder
-from .client.realtime import ConnectionEvent, HubEvent, ProjectXRealtimeClient
-from .client.reconcile import ReconcileReport
+from .client.realtime import ProjectXRealtimeClient
 from .config import ProjectXConfig
-from .enums import BarUnit, DomType, OrderSide, OrderStatus, OrderType, PositionType, TradeType
+from .enums import BarUnit, DomType, LinkState, OrderSide, OrderStatus, OrderType, PositionType, TradeType
 from .errors import (
     AccountNotFoundError,
     AuthenticationError,
@@ -50,10 +51,16 @@ from .errors import (
     TransportError,
     UnprotectedPositionError,
 )
-from .events import Event, EventBus, EventType
+from .events import PAYLOADS, Event, EventBus, EventType
 from .instrument.context import InstrumentContext
 from .instrument.orders import BracketHandle, OrderHandle
+from .messages import (
+    ConnectionChanged,
+    DepthPushed,
+    ReconcileReport,
+)
 from .models import Account, Bar, Contract, DepthEntry, MarketTrade, Order, Position, Quote, Trade
+from .payloads import BarEvent, FeedStatus, RiskBreach
 from .portfolio import Portfolio
 from .risk.limits import RiskConfig
 from .suite import TradingSuite
@@ -64,25 +71,28 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "PAYLOADS",
     "Account",
     "AccountNotFoundError",
     "AuthenticationError",
     "Bar",
+    "BarEvent",
     "BarUnit",
     "BracketHandle",
     "CircuitOpenError",
     "ConfigError",
-    "ConnectionEvent",
+    "ConnectionChanged",
     "ConnectionLostError",
     "Contract",
     "ContractNotFoundError",
     "DepthEntry",
+    "DepthPushed",
     "DomType",
     "Event",
     "EventBus",
     "EventType",
+    "FeedStatus",
     "GatewayError",
-    "HubEvent",
     "InputError",
     "InstrumentContext",
     "InstrumentNotFoundError",
@@ -114,6 +124,7 @@ __all__ = [
     "RateLimitError",
     "ReconcileReport",
     "RequestTimeoutError",
+    "RiskBreach",
     "RiskConfig",
     "RiskStateError",
     "RiskViolationError",

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .codec import parse_ts
+from .times import parse_ts
 
 API_KEY_ENV = "PXKIT_SIM_API_KEY"
 _KEY_HELP = (f"apiKey the simulator accepts, taken from --api-key-file, else --api-key, else ${API_KEY_ENV}, "

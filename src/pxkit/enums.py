@@ -1,8 +1,8 @@
-"""Integer enums exactly as the ProjectX Gateway puts them on the wire."""
+"""Integer enums exactly as the ProjectX Gateway puts them on the wire, and the connection state of a hub."""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 
 class OrderType(IntEnum):
@@ -199,3 +199,12 @@ class PartialCloseError(IntEnum):
     ORDER_PENDING = 7
     UNKNOWN_ERROR = 8
     ACCOUNT_REJECTED = 9
+
+
+class LinkState(Enum):
+    """Connection state of a hub, as reported to listeners."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    RECONNECTED = "reconnected"

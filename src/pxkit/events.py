@@ -1,4 +1,20 @@
-"""Per-instrument event bus: typed events, prioritised sync/async handlers, wait_for and a UI throttle."""
+"""Per-instrument event bus: typed events, prioritised sync/async handlers, wait_for and a UI throttle.
+
+Every event type has one payload type, `event.data` (the table is `PAYLOADS`):
+
+| event type                                    | data                                              |
+|-----------------------------------------------|---------------------------------------------------|
+| NEW_BAR, BAR_UPDATED                          | BarEvent: timeframe name and the bar              |
+| TICK                                          | MarketTrade: one trade print                      |
+| QUOTE_UPDATE                                  | Quote: the last quote, pushed fields merged in    |
+| DEPTH_UPDATE                                  | DepthPushed: the level-2 records of one push      |
+| ORDER_PLACED ... ORDER_MODIFIED (6 types)     | Order: the order as it is now                     |
+| POSITION_OPENED, _CHANGED, _CLOSED            | Position: the position as it is now (0 = closed)  |
+| ACCOUNT_UPDATE                                | Account: balance and flags                        |
+| CONNECTED, DISCONNECTED, RECONNECTED          | ConnectionChanged: which hub, its state, when     |
+| RISK_BREACH                                   | RiskBreach: rules broken, actions taken, lockout  |
+| STALE_FEED                                    | FeedStatus: stale or live again, silent seconds   |
+"""
 
 from __future__ import annotations
 
@@ -9,13 +25,16 @@ import inspect
 import logging
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pxkit.errors import InputError
+from .errors import InputError
+from .messages import ConnectionChanged, DepthPushed
+from .models import Account, MarketTrade, Order, Position, Quote
+from .payloads import BarEvent, FeedStatus, RiskBreach
 
 logger = logging.getLogger(__name__)
 Handler = Callable[["Event"], Any]  # returns None, or an awaitable that the bus awaits (emit) or schedules
@@ -46,15 +65,33 @@ class EventType(StrEnum):
     STALE_FEED = "stale_feed"
 
 
+PAYLOADS: dict[EventType, type] = {
+    EventType.NEW_BAR: BarEvent, EventType.BAR_UPDATED: BarEvent,
+    EventType.TICK: MarketTrade, EventType.QUOTE_UPDATE: Quote, EventType.DEPTH_UPDATE: DepthPushed,
+    **dict.fromkeys((EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL,
+                     EventType.ORDER_CANCELLED, EventType.ORDER_REJECTED, EventType.ORDER_MODIFIED), Order),
+    **dict.fromkeys((EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED), Position),
+    EventType.ACCOUNT_UPDATE: Account,
+    **dict.fromkeys((EventType.CONNECTED, EventType.DISCONNECTED, EventType.RECONNECTED), ConnectionChanged),
+    EventType.RISK_BREACH: RiskBreach, EventType.STALE_FEED: FeedStatus,
+}
+P = TypeVar("P")
+
+
 @dataclass(frozen=True, slots=True)
-class Event:
-    """One emitted event: `timestamp` is the exchange/event time given by the emitter, `seq` is set by the bus."""
+class Event(Generic[P]):
+    """One emitted event: `data` is of the type `PAYLOADS` gives for `type` (annotate a handler's argument as, say,
+    `Event[BarEvent]`); `timestamp` is the exchange/event time given by the emitter, `seq` is set by the bus."""
 
     type: EventType
-    data: Any = None
+    data: P = None  # type: ignore[assignment]
     source: str | None = None
     timestamp: datetime | None = None
     seq: int = 0
+
+
+# The bus fills an event's slots directly: the frozen dataclass __init__ is about twice as slow, once per event.
+_put_type, _put_data, _put_source, _put_timestamp, _put_seq = (getattr(Event, f.name).__set__ for f in fields(Event))
 
 
 @dataclass(order=True, slots=True)
@@ -76,6 +113,7 @@ class EventBus:
         self.emitted: Counter[EventType] = Counter()
         self.handler_errors: Counter[EventType] = Counter()
         self._handlers: dict[EventType | None, list[_Entry]] = {}  # key None: the wildcard handlers
+        self._due_cache: dict[EventType, tuple[_Entry, ...]] = {}  # per type: its handlers and the wildcards, merged
         self._order = self._seq = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._throttles: weakref.WeakSet[Throttle] = weakref.WeakSet()
@@ -105,6 +143,7 @@ class EventBus:
         for entry in [entry for entries in self._handlers.values() for entry in entries]:
             entry.active = False
         self._handlers.clear()
+        self._due_cache.clear()
 
     def handler_count(self, event_type: EventType | str | None = None) -> int:
         """Handlers registered for one type, or all of them (wildcards included) when `event_type` is None."""
@@ -112,13 +151,16 @@ class EventBus:
 
     def wants(self, event_type: EventType) -> bool:
         """Whether an event of this type would reach any handler (lets hot paths skip building it)."""
-        return bool(self._handlers.get(event_type) or self._handlers.get(None))
+        due = self._due_cache.get(event_type)
+        return bool(due if due is not None else self._due(event_type))
 
     async def emit(self, event_type: EventType | str, data: Any = None, *, source: str | None = None,
                    timestamp: datetime | None = None) -> Event:
         """Deliver an event: sync handlers inline, async handlers awaited in order; returns the event."""
         event = self._make(event_type, data, source, timestamp)
         for entry in self._due(event.type):
+            if not self._still_due(entry):
+                continue
             try:
                 result = entry.callback(event)
                 if inspect.isawaitable(result):
@@ -132,8 +174,9 @@ class EventBus:
         """Deliver an event from sync code running on the loop; async handlers become tasks awaited by `aclose()`."""
         asyncio.get_running_loop()  # fail fast off the loop, before any handler runs
         event = self._make(event_type, data, source, timestamp)
-        for entry in self._due(event.type):
-            self._deliver_nowait(entry.callback, event)
+        for entry in self._due_cache.get(event.type) or self._due(event.type):
+            if entry.active and (not entry.once or self._still_due(entry)):
+                self._deliver_nowait(entry.callback, event)
         return event
 
     def wait_for(self, event_type: EventType | str, timeout: float | None = None,
@@ -171,6 +214,7 @@ class EventBus:
         self._order += 1
         entry = _Entry((-priority, self._order), handler, event_type, once)
         bisect.insort(self._handlers.setdefault(event_type, []), entry)
+        self._due_cache.clear()
         return handler
 
     def _unregister(self, event_type: EventType | None, handler: Handler) -> bool:
@@ -183,22 +227,36 @@ class EventBus:
         entry.active = False
         if entry in (entries := self._handlers.get(entry.event_type, [])):
             entries.remove(entry)
+            self._due_cache.clear()
 
     def _make(self, event_type: EventType | str, data: Any, source: str | None, timestamp: datetime | None) -> Event:
         kind = event_type if type(event_type) is EventType else EventType(event_type)  # validated before the seq
-        self._seq += 1
-        self.emitted[kind] += 1
-        return Event(kind, data, source, timestamp, self._seq)
+        self._seq = seq = self._seq + 1
+        emitted = self.emitted
+        emitted[kind] = emitted.get(kind, 0) + 1  # Counter's own += goes through __missing__ for a new type
+        event: Event[Any] = object.__new__(Event)
+        _put_type(event, kind)
+        _put_data(event, data)
+        _put_source(event, source)
+        _put_timestamp(event, timestamp)
+        _put_seq(event, seq)
+        return event
 
-    def _due(self, event_type: EventType) -> Iterator[_Entry]:
-        """Handlers from a snapshot, skipping any removed while earlier ones ran; `once` ones dropped first."""
+    def _due(self, event_type: EventType) -> tuple[_Entry, ...]:
+        """The handlers of a type and the wildcards, in calling order; kept until a handler comes or goes, so an
+        emit runs over a snapshot (one removed while earlier ones run is skipped by `_still_due`)."""
         typed, wild = self._handlers.get(event_type), self._handlers.get(None)
-        snapshot = list(heapq.merge(typed, wild)) if typed and wild else list(typed or wild or ())
-        for entry in snapshot:
-            if entry.active:
-                if entry.once:
-                    self._drop(entry)
-                yield entry
+        due = tuple(heapq.merge(typed, wild)) if typed and wild else tuple(typed or wild or ())
+        self._due_cache[event_type] = due
+        return due
+
+    def _still_due(self, entry: _Entry) -> bool:
+        """Whether a handler of the snapshot is still registered; a `once` one is dropped before its call."""
+        if not entry.active:
+            return False
+        if entry.once:
+            self._drop(entry)
+        return True
 
     def _deliver_nowait(self, callback: Handler, event: Event) -> None:
         try:

@@ -9,15 +9,26 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .client.hublink import LinkState
-from .client.realtime import MARKET, ConnectionEvent, HubEvent, Reconciled
+from .client.realtime import MARKET
 from .client.reconcile import UserState
-from .codec import to_us
-from .enums import UserAction
+from .enums import LinkState, UserAction
 from .events import EventBus, EventType
 from .instrument.context import InstrumentContext
+from .messages import (
+    AccountPushed,
+    ConnectionChanged,
+    DepthPushed,
+    HubMessage,
+    OrderPushed,
+    PositionPushed,
+    QuotePushed,
+    Reconciled,
+    TradesPushed,
+    UserTradePushed,
+)
 from .models import Account, Order, Position, Trade
 from .stats import ComponentStats
+from .times import to_us
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +65,7 @@ class Router:
         self.contexts.pop(context.instrument_info.id, None)
         self._by_symbol_id = {k: c for k, c in self._by_symbol_id.items() if c is not context}
 
-    async def run(self, stream: AsyncIterator[HubEvent | ConnectionEvent | Reconciled]) -> None:
+    async def run(self, stream: AsyncIterator[HubMessage]) -> None:
         """Apply every item of the stream until it ends; a failing item is logged and counted, never fatal."""
         async for item in stream:
             try:
@@ -63,43 +74,61 @@ class Router:
                 self.stats.error(type(item).__name__)
                 log.exception("routing %r failed", item)
 
-    def route(self, item: HubEvent | ConnectionEvent | Reconciled) -> None:
-        if isinstance(item, HubEvent):
-            self.stats.count(item.target)
-            if item.hub == MARKET:
-                self._market(item)
-            else:
-                self._user(item.data, item.action or UserAction.UPDATED)
-        elif isinstance(item, ConnectionEvent):
-            self._connection(item)
-        elif isinstance(item, Reconciled):
-            self._reconciled(item)
+    def route(self, item: HubMessage) -> None:
+        """Apply one message; pushes are counted by message type."""
+        match item:
+            case TradesPushed():
+                self.stats.count("TradesPushed")
+                self._trades(item)
+            case QuotePushed():
+                self.stats.count("QuotePushed")
+                self._quote(item)
+            case DepthPushed():
+                self.stats.count("DepthPushed")
+                self._depth(item)
+            case (OrderPushed(order=model) | PositionPushed(position=model) | UserTradePushed(trade=model)
+                  | AccountPushed(account=model)):
+                self.stats.count(type(item).__name__)
+                self._user(model, item.action)
+            case ConnectionChanged():
+                self._connection(item)
+            case Reconciled():
+                self._reconciled(item)
 
     # ------------------------------------------------------------------ market
 
-    def _market(self, event: HubEvent) -> None:
-        data = event.data
-        context = self.contexts.get(event.contract_id) if event.contract_id else None
-        if context is None and event.target == "GatewayQuote":
-            context = self._by_symbol_id.get(data.symbol)
+    def _trades(self, item: TradesPushed) -> None:
+        context = self.contexts.get(item.contract_id) if item.contract_id else None
         if context is None:
             self.stats.count("unrouted")
             return
-        if event.target == "GatewayTrade":
-            taken = context.data.apply_trades(data, event.received_at)  # less the ones stamped far ahead
-            if context.orderbook is not None:
-                context.orderbook.apply_trade(taken)
-            if taken:
-                self._feed_time(taken[-1].timestamp)
-        elif event.target == "GatewayQuote":
-            if context.data.apply_quote(data, event.received_at) and data.timestamp is not None:
-                self._feed_time(data.timestamp)
-        elif event.target == "GatewayDepth":
-            context.data.touch()
-            if context.orderbook is not None:
-                context.orderbook.apply_depth(data)
-                if context.event_bus.wants(EventType.DEPTH_UPDATE):
-                    context.event_bus.emit_nowait(EventType.DEPTH_UPDATE, data, source=context.symbol)
+        taken = context.data.apply_trades(item.trades, item.received_at)  # less the ones stamped far ahead
+        if context.orderbook is not None:
+            context.orderbook.apply_trade(taken)
+        if taken:
+            self._feed_time(taken[-1].timestamp)
+
+    def _quote(self, item: QuotePushed) -> None:
+        quote = item.quote
+        context = self.contexts.get(item.contract_id) if item.contract_id else None
+        if context is None:
+            context = self._by_symbol_id.get(quote.symbol)
+            if context is None:
+                self.stats.count("unrouted")
+                return
+        if context.data.apply_quote(quote, item.received_at) and quote.timestamp is not None:
+            self._feed_time(quote.timestamp)
+
+    def _depth(self, item: DepthPushed) -> None:
+        context = self.contexts.get(item.contract_id) if item.contract_id else None
+        if context is None:
+            self.stats.count("unrouted")
+            return
+        context.data.touch()
+        if context.orderbook is not None:
+            context.orderbook.apply_depth(item.entries)
+            if context.event_bus.wants(EventType.DEPTH_UPDATE):
+                context.event_bus.emit_nowait(EventType.DEPTH_UPDATE, item, source=context.symbol)
 
     def _feed_time(self, stamp: datetime) -> None:
         t = to_us(stamp)
@@ -160,7 +189,7 @@ class Router:
 
     # ------------------------------------------------------------------ connection
 
-    def _connection(self, item: ConnectionEvent) -> None:
+    def _connection(self, item: ConnectionChanged) -> None:
         kind = _CONNECTION_EVENTS.get(item.state)
         if item.state is LinkState.RECONNECTED:
             self.reconnects += 1

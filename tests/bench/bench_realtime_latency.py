@@ -17,8 +17,10 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from pxkit import HubEvent, LinkSettings, ProjectX, ProjectXConfig, ProjectXRealtimeClient
-from pxkit.codec import format_ts
+from pxkit import LinkSettings, ProjectX, ProjectXConfig, ProjectXRealtimeClient
+from pxkit.codec import Target
+from pxkit.messages import QuotePushed
+from pxkit.times import format_ts
 
 SERVE = "--serve"
 MNQ = "CON.F.US.MNQ.H26"
@@ -39,7 +41,7 @@ async def serve(rate: float, seconds: float) -> None:
         while time.perf_counter() - started < seconds:
             for _ in range(per_burst):
                 stamp = format_ts(datetime.now(UTC))
-                sim.sim.publish("quotes", MNQ, "GatewayQuote",
+                sim.sim.publish("quotes", MNQ, Target.QUOTE,
                                  [MNQ, {"symbol": "F.US.MNQ", "symbolName": MARK, "lastPrice": 20000.25 + sent % 8,
                                         "timestamp": stamp}])
                 sent += 1
@@ -54,11 +56,11 @@ async def measure(base_url: str, seconds: float) -> tuple[float, list[float]]:
     async with ProjectX(config) as px:
         realtime = ProjectXRealtimeClient(config, px.tokens, settings=LinkSettings(skip_negotiation=True))
 
-        def on_quote(event: HubEvent) -> None:
-            if event.data.symbol_name == MARK:
-                latencies.append(time.time() - event.data.timestamp.timestamp())
+        def on_quote(pushed: QuotePushed) -> None:
+            if pushed.quote.symbol_name == MARK:
+                latencies.append(time.time() - pushed.quote.timestamp.timestamp())
 
-        realtime.on("GatewayQuote", on_quote)
+        realtime.on(QuotePushed, on_quote)
         await realtime.connect()
         try:
             await realtime.subscribe_market(MNQ, quotes=True, trades=False)

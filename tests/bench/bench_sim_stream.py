@@ -21,6 +21,8 @@ import urllib.request
 
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 
+from pxkit.codec import MARKET_TARGETS
+
 CONTRACTS = ["CON.F.US.MNQ.H26", "CON.F.US.EP.H26", "CON.F.US.GCE.H26", "CON.F.US.CLE.H26"]
 START = "2026-03-02T14:30:00Z"  # listed contracts follow the start date
 
@@ -72,7 +74,7 @@ def run(trades_per_minute: float, max_batch: int, seconds: float) -> tuple[float
                .configure_logging(logging.ERROR).build())
         opened = threading.Event()
         hub.on_open(opened.set)
-        for target in ("GatewayQuote", "GatewayTrade", "GatewayDepth"):
+        for target in MARKET_TARGETS:
             hub.on(target, counter.on)
         hub.start()
         if not opened.wait(10):

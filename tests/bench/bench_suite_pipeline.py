@@ -1,6 +1,6 @@
 """Benchmark: market pushes per second through the suite's router into live bars, book and events.
 
-Feeds decoded GatewayTrade pushes (batches of 20 trades) and GatewayDepth pushes (one per trade batch) for
+Feeds decoded trade pushes (batches of 20 trades) and depth pushes (one per trade batch) for
 three contracts straight into `Router.route`, as the router task does after the hub hand-off, with three
 timeframes per instrument, an order book, and a TICK and a NEW_BAR handler on every bus. The network and
 the decoding are not timed (bench_realtime_latency.py measures those). Prints the trade rate overall and
@@ -20,7 +20,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from pxkit.client.realtime import MARKET, HubEvent
 from pxkit.enums import DomType, TradeType
 from pxkit.events import EventBus, EventType
 from pxkit.instrument.context import InstrumentContext
@@ -28,6 +27,7 @@ from pxkit.instrument.data import RealtimeDataManager
 from pxkit.instrument.orderbook import OrderBook
 from pxkit.instrument.orders import OrderManager
 from pxkit.instrument.positions import PositionManager
+from pxkit.messages import DepthPushed, TradesPushed
 from pxkit.models import Account, Contract, DepthEntry, MarketTrade
 from pxkit.router import Router
 
@@ -41,7 +41,7 @@ BATCH, WINDOW = 20, 100_000
 def context(contract: Contract) -> InstrumentContext:
     bus = EventBus(contract.description)
     data = RealtimeDataManager(None, contract, bus, symbol=contract.description, timeframes=["1min", "5min", "1hr"])
-    data._pending = None  # live at once: no history to wait for
+    data.release_pushes()  # live at once: no history to wait for
     ticks = [0]
     bus.on(EventType.TICK, lambda e: ticks.__setitem__(0, ticks[0] + 1))
     bus.on(EventType.NEW_BAR, lambda e: None)
@@ -52,7 +52,7 @@ def context(contract: Contract) -> InstrumentContext:
                              bus, OrderBook(contract))
 
 
-def pushes(count: int, seed: int = 7) -> list[HubEvent]:
+def pushes(count: int, seed: int = 7) -> list[TradesPushed | DepthPushed]:
     """Trade batches and depth updates for the three contracts, round robin, exchange times rising."""
     rng = random.Random(seed)
     ticks = {c.id: 100_000 for c in CONTRACTS}
@@ -67,10 +67,10 @@ def pushes(count: int, seed: int = 7) -> list[HubEvent]:
             trades.append(MarketTrade(contract.symbol_id, ticks[contract.id] * contract.tick_size, t,
                                       TradeType(rng.randint(0, 1)), rng.randint(1, 5)))
         price = ticks[contract.id] * contract.tick_size
-        depth = [DepthEntry(t, DomType.BID, price - contract.tick_size, rng.randint(1, 40)),
-                 DepthEntry(t, DomType.ASK, price + contract.tick_size, rng.randint(1, 40))]
-        events.append(HubEvent(MARKET, "GatewayTrade", trades, 0.0, contract.id))
-        events.append(HubEvent(MARKET, "GatewayDepth", depth, 0.0, contract.id))
+        depth = (DepthEntry(t, DomType.BID, price - contract.tick_size, rng.randint(1, 40)),
+                 DepthEntry(t, DomType.ASK, price + contract.tick_size, rng.randint(1, 40)))
+        events.append(TradesPushed(contract.id, tuple(trades), 0.0))
+        events.append(DepthPushed(contract.id, depth, 0.0))
     return events
 
 
@@ -87,8 +87,8 @@ async def main() -> int:
     marks, done, begin = [], 0, clock()
     for event in events:
         router.route(event)
-        if event.target == "GatewayTrade":
-            done += len(event.data)
+        if isinstance(event, TradesPushed):
+            done += len(event.trades)
             if done % WINDOW == 0:
                 marks.append(clock() - begin)
     total = clock() - begin
@@ -97,7 +97,7 @@ async def main() -> int:
           f"({done:,} trades in {total:.2f} s)")
     print(f"first {WINDOW:,} trades: {WINDOW / first:,.0f}/s; last {WINDOW:,}: {WINDOW / last:,.0f}/s "
           f"(last/first {first / last:.2f})")
-    entries = sum(len(e.data) for e in events if e.target == "GatewayDepth")
+    entries = sum(len(e.entries) for e in events if isinstance(e, DepthPushed))
     print(f"depth entries alongside: {entries:,} ({entries / total:,.0f}/s)")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (includes the pushes)")
     for ctx in router.contexts.values():

@@ -15,7 +15,6 @@ from polars.testing import assert_frame_equal
 
 from conftest import ACCOUNT, MNQ
 from pxkit.client.http import ProjectX
-from pxkit.codec import to_us
 from pxkit.config import ProjectXConfig
 from pxkit.enums import BarUnit, OrderSide, OrderStatus, OrderType, PositionType
 from pxkit.errors import (
@@ -32,6 +31,7 @@ from pxkit.errors import (
 from pxkit.models import Order
 from pxkit.sim import SimConfig, SimServer
 from pxkit.sim.auth import Credentials
+from pxkit.times import to_us
 
 PLACE, HISTORY = "/api/Order/place", "/api/History/retrieveBars"
 NOW = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # the simulator's clock

@@ -22,13 +22,25 @@ import pytest
 
 from conftest import ACCOUNT, MNQ
 from pxkit.client.http import ProjectX
-from pxkit.client.hublink import LinkSettings, LinkState
-from pxkit.client.realtime import ConnectionEvent, HubEvent, ProjectXRealtimeClient
-from pxkit.codec import USER_EVENT_MODELS, decode_records, from_wire, unwrap_user_event
+from pxkit.client.hublink import LinkSettings
+from pxkit.client.realtime import ProjectXRealtimeClient
+from pxkit.codec import USER_TARGETS, Target, decode_push, decode_records, from_wire
 from pxkit.config import ProjectXConfig
-from pxkit.enums import OrderSide, OrderStatus, OrderType, UserAction
-from pxkit.errors import ConnectionLostError, GatewayError
-from pxkit.models import Account, MarketTrade, Order, PlaceOrderRequest, Position, Quote, Trade
+from pxkit.enums import LinkState, OrderSide, OrderStatus, OrderType, UserAction
+from pxkit.errors import ConnectionLostError, GatewayError, InputError
+from pxkit.messages import (
+    AccountPushed,
+    ConnectionChanged,
+    HubPush,
+    MarketPush,
+    OrderPushed,
+    PositionPushed,
+    QuotePushed,
+    TradesPushed,
+    UserPush,
+    UserTradePushed,
+)
+from pxkit.models import Account, MarketTrade, Order, PlaceOrderRequest, Position, Quote
 from pxkit.sim import SimConfig, SimServer
 from pxkit.sim.app import HubSettings
 from waiting import until
@@ -78,16 +90,17 @@ class Env:
     sim: SimServer
     px: ProjectX
     rt: ProjectXRealtimeClient
-    states: list[ConnectionEvent] = field(default_factory=list)
-    events: list[HubEvent] = field(default_factory=list)
+    states: list[ConnectionChanged] = field(default_factory=list)
+    events: list[HubPush] = field(default_factory=list)
     auth: list[tuple[str, str | None, bool]] = field(default_factory=list)  # (hub, token, accepted)
     calls: list[tuple[str, str, list[Any]]] = field(default_factory=list)  # (hub, method, arguments)
 
     def states_of(self, hub: str, since: int = 0) -> list[LinkState]:
         return [e.state for e in self.states[since:] if e.hub == hub]
 
-    def of(self, target: str) -> list[HubEvent]:
-        return [e for e in self.events if e.target == target]
+    def of(self, kind: Any) -> list[Any]:
+        """The pushes received of a message type (or a union of them)."""
+        return [e for e in self.events if isinstance(e, kind)]
 
     def subscribed(self, topic: str, key: Any) -> bool:
         """Exactly one live connection of the right hub is subscribed to (topic, key) on the server."""
@@ -106,11 +119,11 @@ class Env:
         log = self.sim.sim.event_log = []
         for _ in range(60):  # simulated seconds until the market trades (the clock is manual)
             await self.sim.advance(1)
-            if any(target == "GatewayQuote" for target, _ in log):
+            if any(target == Target.QUOTE for target, _ in log):
                 break
         self.sim.sim.event_log = None
-        stamp = from_wire(Quote, next(a for t, a in reversed(log) if t == "GatewayQuote")[1]).timestamp
-        await until(lambda: any(e.data.timestamp == stamp for e in self.of("GatewayQuote")), "fresh quotes")
+        stamp = from_wire(Quote, next(a for t, a in reversed(log) if t == Target.QUOTE)[1]).timestamp
+        await until(lambda: any(e.quote.timestamp == stamp for e in self.of(QuotePushed)), "fresh quotes")
 
 
 @pytest.fixture
@@ -136,7 +149,7 @@ async def make_env():
 
                 hub._authorize, hub._invoke = checked, invoked
             rt.on_state(env.states.append)
-            rt.on("*", env.events.append)
+            rt.on(HubPush, env.events.append)
             stack.push_async_callback(rt.disconnect)
             if not connect:
                 return env
@@ -152,7 +165,7 @@ async def make_env():
 
 async def test_20000_quotes_arrive_complete_in_order_through_callbacks_and_stream(make_env):
     env = await make_env(SimConfig(seed=1, step_seconds=0.01, trades_per_minute=6000))
-    streamed: list[HubEvent | ConnectionEvent] = []
+    streamed: list[Any] = []
     started = asyncio.Event()
 
     async def consume() -> None:
@@ -166,20 +179,20 @@ async def test_20000_quotes_arrive_complete_in_order_through_callbacks_and_strea
         await env.rt.subscribe_market(contract, trades=False)
     await until(lambda: len(streamed) == len(env.events) == 4, "the snapshots")
     log = env.sim.sim.event_log = []
-    while sum(target == "GatewayQuote" for target, _ in log) < 20_000:
+    while sum(target == Target.QUOTE for target, _ in log) < 20_000:
         await env.sim.advance(10)
-    sent = [(args[0], from_wire(Quote, args[1])) for target, args in log if target == "GatewayQuote"]
+    sent = [(args[0], from_wire(Quote, args[1])) for target, args in log if target == Target.QUOTE]
     assert len(sent) >= 20_000 and {c for c, _ in sent} == set(CONTRACTS)
-    await until(lambda: len(env.of("GatewayQuote")) >= len(sent) + 4 and len(streamed) >= len(sent) + 4,
+    await until(lambda: len(env.of(QuotePushed)) >= len(sent) + 4 and len(streamed) >= len(sent) + 4,
                 f"{len(sent)} quotes", timeout=60)
     consumer.cancel()
-    received = [(e.contract_id, e.data) for e in env.of("GatewayQuote")[4:]]
+    received = [(e.contract_id, e.quote) for e in env.of(QuotePushed)[4:]]
     assert received == sent  # complete, in wire order, nothing duplicated
     for contract in CONTRACTS:
         times = [q.timestamp for c, q in sent if c == contract]
         assert [q.timestamp for c, q in received if c == contract] == times
         assert all(a < b for a, b in itertools.pairwise(times))  # strictly increasing: no duplicate
-    assert streamed == [e for e in env.events if e.hub == "market"]  # same events, same order, no states
+    assert streamed == env.of(MarketPush)  # same pushes, same order, no states
 
 
 async def test_events_carry_decoded_models_and_receive_times(make_env):
@@ -192,30 +205,26 @@ async def test_events_carry_decoded_models_and_receive_times(make_env):
     await env.sim.advance(10)
     placed = await env.px.place_order("MNQ", "buy", 1)
     log = list(env.sim.sim.event_log)
-    sent_trades = [decode_records(MarketTrade, args[1]) for target, args in log if target == "GatewayTrade"]
-    sent_user = [(target, *unwrap_user_event(USER_EVENT_MODELS[target], args)) for target, args in log
-                 if target.startswith("GatewayUser")]
+    sent_trades = [decode_records(MarketTrade, args[1]) for target, args in log if target == Target.TRADE]
+    sent_user = [decode_push(target, args, 0.0) for target, args in log if target in USER_TARGETS]
     assert sent_trades and len(sent_user) >= 5
-    await until(lambda: len(env.of("GatewayTrade")) >= len(sent_trades)
-                and sum(e.hub == "user" for e in env.events) >= len(sent_user), "every trade and user push")
-    trades, user = env.of("GatewayTrade"), [e for e in env.events if e.hub == "user"]
-    assert [e.data for e in trades] == sent_trades
+    await until(lambda: len(env.of(TradesPushed)) >= len(sent_trades) and len(env.of(UserPush)) >= len(sent_user),
+                "every trade and user push")
+    trades, user = env.of(TradesPushed), env.of(UserPush)
+    assert [list(e.trades) for e in trades] == sent_trades
     assert all(before <= event.received_at <= time.time() for event in env.events[seen:])
-    for event in trades + env.of("GatewayQuote"):
-        assert event.hub == "market" and event.contract_id == MNQ and event.action is None
-    assert all(isinstance(t, MarketTrade) and t.symbol_id == "F.US.MNQ" for e in trades for t in e.data)
-    assert all(isinstance(e.data, Quote) for e in env.of("GatewayQuote"))
+    assert all(event.contract_id == MNQ for event in trades + env.of(QuotePushed))
+    assert all(isinstance(t, MarketTrade) and t.symbol_id == "F.US.MNQ" for e in trades for t in e.trades)
+    assert all(isinstance(e.quote, Quote) for e in env.of(QuotePushed))
 
-    assert [(e.target, e.action, e.data) for e in user] == sent_user
-    models = {"GatewayUserOrder": Order, "GatewayUserPosition": Position, "GatewayUserAccount": Account,
-              "GatewayUserTrade": Trade}
-    assert {e.target for e in user} == set(models)
-    for event in user:
-        assert isinstance(event.data, models[event.target]) and isinstance(event.action, UserAction)
-        assert event.contract_id == (None if event.target == "GatewayUserAccount" else MNQ)
-    orders = [e for e in user if e.target == "GatewayUserOrder"]
-    assert orders[0].action is UserAction.CREATED and orders[0].data.id == placed.order_id
-    assert orders[-1].data.status is OrderStatus.FILLED
+    assert [replace(e, received_at=0.0) for e in user] == sent_user
+    assert {type(e) for e in user} == {OrderPushed, PositionPushed, AccountPushed, UserTradePushed}
+    assert all(isinstance(e.action, UserAction) for e in user)
+    assert all(e.order.contract_id == MNQ for e in env.of(OrderPushed))
+    orders = env.of(OrderPushed)
+    assert orders[0].action is UserAction.CREATED and orders[0].order.id == placed.order_id
+    assert orders[-1].order.status is OrderStatus.FILLED
+    assert env.rt.pushes_received(Order) == len(orders)  # counted as they arrive, each once
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["negotiate", "skip-negotiation"])
@@ -293,8 +302,8 @@ async def test_a_fill_and_a_cancel_while_the_user_hub_is_down_are_reconciled(mak
     env.rt.on_reconciled(lambda account_id, report: reports.append((account_id, report)))
     await env.rt.subscribe_user(ACCOUNT)
     await env.rt.subscribe_market(MNQ, trades=False)
-    await until(lambda: env.of("GatewayQuote"), "the quote snapshot")
-    bid = env.of("GatewayQuote")[0].data.best_bid
+    await until(lambda: env.of(QuotePushed), "the quote snapshot")
+    bid = env.of(QuotePushed)[0].quote.best_bid
     kept, cancelled = [(await px.place_order("MNQ", "buy", 1, order_type=OrderType.LIMIT,
                                              limit_price=bid - offset)).order_id for offset in (100, 120)]
     state = env.rt.user_states[ACCOUNT]
@@ -336,9 +345,9 @@ async def test_a_position_pushed_while_reconciling_is_the_one_the_report_carries
 
     async def fill_then_accounts(only_active: bool = True) -> list[Account]:
         """The reconciliation reads the account after the positions: a fill pushed now is newer than that read."""
-        pushed = len(env.of("GatewayUserPosition"))
+        pushed = len(env.of(PositionPushed))
         await px.place_order("MNQ", "buy", 1)  # the position is 3
-        await until(lambda: len(env.of("GatewayUserPosition")) > pushed, "the newer position's push")
+        await until(lambda: len(env.of(PositionPushed)) > pushed, "the newer position's push")
         px.list_accounts = accounts
         return await accounts(only_active)
 
@@ -366,9 +375,9 @@ async def test_a_position_pushed_while_its_read_is_in_flight_is_read_again(make_
         found = await read(**kwargs)
         reads.append(found)
         if len(reads) == 1:
-            pushed = len(env.of("GatewayUserPosition"))
+            pushed = len(env.of(PositionPushed))
             await px.place_order("MNQ", "buy", 1)
-            await until(lambda: len(env.of("GatewayUserPosition")) > pushed, "the position's push")
+            await until(lambda: len(env.of(PositionPushed)) > pushed, "the position's push")
         return found
 
     px.search_open_positions = answer_older_than_a_push
@@ -501,8 +510,8 @@ async def test_the_logged_quote_snapshot_is_what_was_sent(make_env):
     await env.rt.subscribe_market(MNQ, trades=False)
     while len(log) < 2:  # the snapshot, then the first quote (a few simulated seconds)
         await env.sim.advance(1)
-    await until(lambda: len(env.of("GatewayQuote")) == len(log) > 1, "the snapshot and a quote")
-    assert from_wire(Quote, log[0][1][1]) == env.of("GatewayQuote")[0].data
+    await until(lambda: len(env.of(QuotePushed)) == len(log) > 1, "the snapshot and a quote")
+    assert from_wire(Quote, log[0][1][1]) == env.of(QuotePushed)[0].quote
 
 
 def _trade_record(price: float, *, kind: int = 0) -> dict[str, Any]:
@@ -518,22 +527,53 @@ async def test_one_bad_record_costs_only_itself_in_its_batch_and_its_frame(make_
     batch = [_trade_record(20000.0 + i * 0.25) for i in range(50)]
     batch[17] = _trade_record(20000.0, kind=7)
     quote = {"symbol": "F.US.MNQ", "lastPrice": 20001.0, "timestamp": "2026-03-02T14:30:01+00:00"}
-    records = [json.dumps({"type": 1, "target": "GatewayTrade", "arguments": [MNQ, batch]}),
+    records = [json.dumps({"type": 1, "target": Target.TRADE, "arguments": [MNQ, batch]}),
                '{"type": 1, "target": "Gat',
-               json.dumps({"type": 1, "target": "GatewayQuote"}),
-               json.dumps({"type": 1, "target": "GatewayQuote", "arguments": [MNQ, quote]})]
+               json.dumps({"type": 1, "target": Target.QUOTE}),
+               json.dumps({"type": 1, "target": Target.QUOTE, "arguments": [MNQ, quote]})]
     for record in records:  # queued together: the hub sends them as one frame
         conn._push(record + "\x1e")
 
-    await until(lambda: env.of("GatewayQuote"), "the quote after the bad records")
-    [trades] = [e.data for e in env.of("GatewayTrade")]
+    await until(lambda: env.of(QuotePushed), "the quote after the bad records")
+    [trades] = [e.trades for e in env.of(TradesPushed)]
     assert [t.price for t in trades] == [r["price"] for i, r in enumerate(batch) if i != 17]
-    assert env.of("GatewayQuote")[0].data.last_price == 20001.0
+    assert env.of(QuotePushed)[0].quote.last_price == 20001.0
     assert env.rt.decode_errors == 3
     assert env.rt.decode_errors_by_kind == {"market.GatewayTrade": 1, "market.frame": 2}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert sum("record 17" in w for w in warnings) == 1 and sum("malformed record" in w for w in warnings) == 2
     assert env.rt.connected("market")
+
+
+async def test_a_push_of_an_unknown_target_is_counted_and_logged_once_and_never_streamed(make_env, caplog):
+    env = await make_env()
+    [conn] = env.sim.gateway.market_hub.connections
+    quote = {"symbol": "F.US.MNQ", "lastPrice": 20001.0, "timestamp": "2026-03-02T14:30:01+00:00"}
+    for _ in range(3):
+        conn._push(json.dumps({"type": 1, "target": "GatewayNews", "arguments": [MNQ, {"headline": "x"}]}) + "\x1e")
+    conn._push(json.dumps({"type": 1, "target": Target.USER_ORDER, "arguments": [{}]}) + "\x1e")  # not a market push
+    conn._push(json.dumps({"type": 1, "target": Target.QUOTE, "arguments": [MNQ, quote]}) + "\x1e")
+    await until(lambda: env.of(QuotePushed), "the quote after the unknown pushes")
+    assert env.events == env.of(QuotePushed) and env.rt.decode_errors == 0
+    assert env.rt.ignored_pushes == {"market.GatewayNews": 3, "market.GatewayUserOrder": 1}
+    warnings = [r.getMessage() for r in caplog.records if "unknown target" in r.getMessage()]
+    assert len(warnings) == 2 and "'GatewayNews'" in warnings[0]
+
+
+async def test_listeners_are_registered_by_push_message_type(make_env):
+    env = await make_env(connect=False)
+    with pytest.raises(InputError, match="push message type"):
+        env.rt.on("GatewayQuote", print)
+    with pytest.raises(InputError, match="push message type"):
+        env.rt.on(ConnectionChanged, print)  # connection changes have on_state
+    quotes: list[QuotePushed] = []
+    env.rt.on(QuotePushed | TradesPushed, quotes.append)
+    env.rt.off(TradesPushed, quotes.append)
+    await env.rt.connect()
+    await env.rt.subscribe_market(MNQ)
+    await env.sim.advance(10)
+    await until(lambda: env.of(TradesPushed) and len(quotes) > 1, "quotes and trades")
+    assert quotes == env.of(QuotePushed)
 
 
 async def test_an_order_placed_during_a_reconciliation_and_ended_while_away_is_reported_closed(make_env):

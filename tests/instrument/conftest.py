@@ -1,7 +1,9 @@
-"""Trading fixture: a simulator on real sockets, ProjectX, the realtime client, and MNQ order/position managers."""
+"""Trading fixture: a simulator on real sockets, ProjectX, the realtime client, and MNQ order/position managers fed
+by the suite's Router."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,13 +13,17 @@ import pytest
 
 from conftest import ACCOUNT, MNQ
 from pxkit.client.http import ProjectX
-from pxkit.client.realtime import HubEvent, ProjectXRealtimeClient
+from pxkit.client.realtime import MARKET, USER, ProjectXRealtimeClient
 from pxkit.config import ProjectXConfig
 from pxkit.enums import OrderStatus
 from pxkit.events import Event, EventBus, EventType
+from pxkit.instrument.context import InstrumentContext
+from pxkit.instrument.data import RealtimeDataManager
 from pxkit.instrument.orders import OrderManager
 from pxkit.instrument.positions import PositionManager
+from pxkit.messages import OrderPushed, PositionPushed, UserTradePushed
 from pxkit.models import Contract, Order
+from pxkit.router import Router, cancel
 from pxkit.sim import SimConfig, SimServer
 from pxkit.sim.app import HubSettings
 from waiting import until
@@ -32,11 +38,16 @@ class Trading:
     rt: ProjectXRealtimeClient
     contract: Contract
     bus: EventBus
+    data: RealtimeDataManager
     orders: OrderManager
     positions: PositionManager
     events: list[Event] = field(default_factory=list)
-    pushes: list[HubEvent] = field(default_factory=list)
-    last_price: float | None = None
+    pushes: list[OrderPushed | PositionPushed | UserTradePushed] = field(default_factory=list)
+
+    @property
+    def last_price(self) -> float | None:
+        """The last MNQ price quoted on the market hub."""
+        return self.data.last_price
 
     def of(self, *kinds: EventType, order_id: int | None = None) -> list[EventType]:
         """Types of the recorded bus events of those kinds (all kinds when none given), optionally for one order."""
@@ -94,34 +105,33 @@ class Trading:
 
 @pytest.fixture
 async def trading():
-    """Sim (seed 1, manual clock) + ProjectX + realtime client subscribed to account 1001 and MNQ quotes, routing
-    user pushes into an MNQ OrderManager and PositionManager exactly as the suite's router does."""
+    """Sim (seed 1, manual clock) + ProjectX + realtime client subscribed to account 1001 and MNQ quotes, both hubs
+    streamed into a Router with an MNQ context, as in the suite. Market data has a bus of its own, so `events` holds
+    the order and position events only."""
     async with contextlib.AsyncExitStack() as stack:
         sim = await stack.enter_async_context(SimServer(config=SimConfig(seed=1), hubs=HubSettings(ping_interval=0.3)))
         px = await stack.enter_async_context(ProjectX(ProjectXConfig.for_simulator(sim.base_url)))
         rt = ProjectXRealtimeClient(px.config, px.tokens, rest=px)
         stack.push_async_callback(rt.disconnect)
-        await rt.connect()
         contract = await px.get_instrument("MNQ")
         assert contract.id == MNQ
         bus = EventBus("MNQ")
         stack.push_async_callback(bus.aclose)
-        env = Trading(sim, px, rt, contract, bus, OrderManager(px, contract, bus, account_id=ACCOUNT, symbol="MNQ"),
-                      PositionManager(px, contract, bus, account_id=ACCOUNT, symbol="MNQ",
-                                      last_price=lambda: env.last_price))
-        stack.push_async_callback(env.orders.aclose)
+        data = RealtimeDataManager(px, contract, EventBus("MNQ market"), symbol="MNQ", timeframes=["1min"])
+        data.release_pushes()  # live at once: no history is loaded here
+        orders = OrderManager(px, contract, bus, account_id=ACCOUNT, symbol="MNQ")
+        stack.push_async_callback(orders.aclose)
+        positions = PositionManager(px, contract, bus, account_id=ACCOUNT, symbol="MNQ",
+                                    last_price=lambda: data.last_price)
+        env = Trading(sim, px, rt, contract, bus, data, orders, positions)
         bus.on_any(env.events.append)
-
-        def quote(event: HubEvent) -> None:
-            if event.contract_id == MNQ and event.data.last_price is not None:
-                env.last_price = event.data.last_price
-
-        rt.on("GatewayQuote", quote)
-        rt.on("GatewayUserOrder", lambda ev: env.orders.apply(ev.data, ev.action))
-        rt.on("GatewayUserPosition", lambda ev: env.positions.apply_position(ev.data, ev.action))
-        rt.on("GatewayUserTrade", lambda ev: env.positions.apply_trade(ev.data))
-        for target in ("GatewayUserOrder", "GatewayUserPosition", "GatewayUserTrade"):
-            rt.on(target, env.pushes.append)
+        account = next(a for a in await px.list_accounts() if a.id == ACCOUNT)
+        router = Router(account, EventBus("suite"), sim.sim.clock.now)
+        router.add(InstrumentContext("MNQ", contract, data, orders, positions, bus))
+        await rt.connect()  # streamed from here: the hubs' first CONNECTED is not an event of the MNQ bus
+        task = asyncio.get_running_loop().create_task(router.run(rt.stream(USER, MARKET)))
+        stack.push_async_callback(cancel, task)
+        rt.on(OrderPushed | PositionPushed | UserTradePushed, env.pushes.append)
         await rt.subscribe_user(ACCOUNT)
         await rt.subscribe_market(MNQ, trades=False)
         await env.until(lambda: env.last_price is not None, "the first MNQ quote")

@@ -10,7 +10,7 @@ import pytest
 
 from pxkit.client.bars import UNIT_SPELLINGS, bar_unit
 from pxkit.client.http import ProjectX
-from pxkit.codec import decode_records, to_us
+from pxkit.codec import Target, decode_records
 from pxkit.config import ProjectXConfig
 from pxkit.enums import BarUnit
 from pxkit.errors import InputError
@@ -19,6 +19,7 @@ from pxkit.models import Bar, MarketTrade
 from pxkit.sim import SimServer
 from pxkit.sim.clock import SimClock
 from pxkit.sim.engine import SimConfig, Simulator
+from pxkit.times import to_us
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # a Monday, 09:30 New York (EST)
 MNQ = "CON.F.US.MNQ.H26"
@@ -331,7 +332,7 @@ def test_bars_from_the_simulated_trade_stream_match_the_gateway_history() -> Non
     now_us = sim.clock.now_us()
     specs = {"1min": 1, "5min": 5, "15min": 15}
     bars = MultiTimeframeBars(list(specs), tick_size=0.25, day_tz="UTC", day_start=time(0))
-    trades = [trade for target, args in recorder.pushes if target == "GatewayTrade"
+    trades = [trade for target, args in recorder.pushes if target == Target.TRADE
               for trade in decode_records(MarketTrade, args[1])]
     assert len(trades) > 1000
     for trade in trades:

@@ -13,15 +13,16 @@ import pytest
 
 from pxkit.client.bars import BAR_SCHEMA
 from pxkit.client.http import ProjectX
-from pxkit.codec import from_us
 from pxkit.config import ProjectXConfig
 from pxkit.enums import BarUnit, TradeType
 from pxkit.errors import InputError
 from pxkit.events import Event, EventBus, EventType
-from pxkit.instrument.data import BarEvent, FeedStatus, RealtimeDataManager
+from pxkit.instrument.data import RealtimeDataManager
 from pxkit.instrument.sessions import globex_open
 from pxkit.models import Bar, Contract, MarketTrade, Quote
+from pxkit.payloads import BarEvent, FeedStatus
 from pxkit.sim import SimServer
+from pxkit.times import from_us
 from waiting import until
 
 MNQ = Contract("CON.F.US.MNQ.H26", "MNQH6", "Micro E-mini Nasdaq-100: March 2026", 0.25, 0.5, True, "F.US.MNQ")
@@ -41,7 +42,7 @@ def trade(price: float, seconds: float, volume: float = 1, *, base: datetime = T
 def manager(bus: EventBus | None = None, **options) -> RealtimeDataManager:
     """A manager without a client, put in the state initialize() leaves when the gateway has no history."""
     data = RealtimeDataManager(None, MNQ, bus or EventBus("MNQ"), symbol="MNQ", **options)
-    data._pending = None  # live: trades are applied at once instead of held for the history
+    data.release_pushes()  # live: trades are applied at once instead of held for the history
     return data
 
 
@@ -381,7 +382,7 @@ async def test_a_far_future_trade_is_quarantined_and_the_bars_go_on(caplog) -> N
 async def test_a_quarantined_push_held_during_a_load_is_never_replayed() -> None:
     data = RealtimeDataManager(None, MNQ, EventBus("MNQ"), symbol="MNQ", timeframes=["1min"], clock=lambda: at(30))
     data.apply_trades([trade(20000.0, 10), trade(25000.0, 0, base=datetime(2999, 1, 1, tzinfo=UTC))])
-    data._replay()  # the history loaded (empty): the held pushes are applied
+    data.release_pushes()  # the history loaded (empty): the held pushes are applied
     assert data.bars["1min"].forming == Bar(T0, 20000.0, 20000.0, 20000.0, 20000.0, 1) and data.quarantined == 1
 
 
@@ -467,11 +468,11 @@ async def test_held_pushes_count_toward_staleness_until_they_are_replayed() -> N
     data = manager(bus, stale_after=5.0, session=lambda now: True)
     events = record(bus, EventType.STALE_FEED)
     data.last_event = time.monotonic() - 10  # the feed was last live 10 s ago
-    data._pending = []  # a reload is running: its pushes are held
+    data.hold_pushes()  # a reload is running: its pushes are held
     data.apply_trades([trade(20000.0, 1)])
     data.apply_quote(Quote(MNQ.symbol_id, last_price=20000.25, timestamp=at(2)))
     data.touch()  # depth
     assert data.check_stale(T0) is True and data.last_price is None  # pushes held: bars and price stand still
-    data._replay()  # the reload is over
+    data.release_pushes()  # the reload is over
     assert data.stale is False and data.last_price == 20000.25
     assert [e.data.stale for e in events] == [True, False]

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pxkit.codec import decode_records
+from pxkit.codec import Target, decode_records
 from pxkit.enums import DomType, TradeType
 from pxkit.instrument.orderbook import BOOK_SCHEMA, OrderBook, TradeFlow
 from pxkit.models import Contract, DepthEntry, MarketTrade
@@ -317,9 +317,9 @@ def test_replaying_the_simulator_depth_stream_reproduces_its_book() -> None:
         sim.advance(5)
         for target, args in recorder.pushes[seen:]:
             assert args[0] == MNQ_ID
-            if target == "GatewayDepth":
+            if target == Target.DEPTH:
                 book.apply_depth(decode_records(DepthEntry, args[1]))
-            elif target == "GatewayTrade":
+            elif target == Target.TRADE:
                 trades = decode_records(MarketTrade, args[1])
                 traded += sum(t.volume for t in trades)
                 book.apply_trade(trades)

@@ -14,6 +14,7 @@ from pxkit.enums import OrderSide, OrderStatus, OrderType, UserAction
 from pxkit.errors import InputError, OrderEndedError, OrderRejectedError, UnprotectedPositionError
 from pxkit.events import EventBus, EventType
 from pxkit.instrument.orders import OrderManager
+from pxkit.messages import OrderPushed
 
 ES = "CON.F.US.EP.H26"
 PLACED, FILLED, PARTIAL = EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL
@@ -142,8 +143,8 @@ async def test_only_this_contracts_and_accounts_orders_reach_the_manager_and_its
     await trading.rt.subscribe_user(1002)
     es = await trading.px.place_order(ES, "buy", 1)
     other_account = await trading.px.place_order(MNQ, "buy", 1, account_id=1002)
-    await trading.until(lambda: {es.order_id, other_account.order_id} <= {p.data.id for p in trading.pushes
-                                                                          if p.target == "GatewayUserOrder"},
+    await trading.until(lambda: {es.order_id, other_account.order_id} <= {p.order.id for p in trading.pushes
+                                                                          if isinstance(p, OrderPushed)},
                         "the other orders' pushes")
     mine = await trading.orders.place_market_order("buy", 1)
     await mine.wait_filled(timeout=5)
@@ -250,7 +251,7 @@ async def test_apply_ignores_stale_repeated_and_foreign_updates(trading):
     handle = await trading.orders.place_limit_order("buy", 1, trading.last() - 10.0)
     await trading.orders.cancel_order(handle)
     await handle.wait_done(timeout=5)
-    opened, cancelled = (p.data for p in trading.pushes if p.target == "GatewayUserOrder" and p.data.id == handle.id)
+    opened, cancelled = (p.order for p in trading.pushes if isinstance(p, OrderPushed) and p.order.id == handle.id)
     assert (opened.status, cancelled.status) == (OrderStatus.OPEN, OrderStatus.CANCELLED)
     bus = EventBus("replay")
     seen: list[EventType] = []

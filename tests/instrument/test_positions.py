@@ -13,6 +13,7 @@ from pxkit.enums import PositionType, UserAction
 from pxkit.errors import InputError, OrderRejectedError, PositionNotFoundError
 from pxkit.events import EventBus, EventType
 from pxkit.instrument.positions import PnL, PositionManager
+from pxkit.messages import PositionPushed
 
 ES = "CON.F.US.EP.H26"
 OPENED, CHANGED, CLOSED = EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED
@@ -123,7 +124,7 @@ async def test_apply_position_opens_changes_closes_and_ignores_repeats_and_forei
     await trading.orders.place_market_order("buy", 1)
     await trading.orders.place_market_order("buy", 1)
     await trading.until(lambda: trading.positions.size == 2, "the long position")
-    opened, grown = (p.data for p in trading.pushes if p.target == "GatewayUserPosition")
+    opened, grown = (p.position for p in trading.pushes if isinstance(p, PositionPushed))
     bus = EventBus("replay")
     seen: list[tuple[EventType, int]] = []
     bus.on_any(lambda e: seen.append((e.type, e.data.size)))

@@ -13,7 +13,7 @@ from conftest import ACCOUNT
 from pxkit import EventType, OrderSide, RiskViolationError
 from pxkit.enums import OrderType
 from pxkit.instrument.orders import OrderHandle
-from pxkit.risk.manager import RiskBreach
+from pxkit.payloads import RiskBreach
 from pxkit.risk.rules import Rule
 from pxkit.risk.store import IntentState
 from pxkit.sim import SimServer

@@ -17,14 +17,15 @@ from conftest import ACCOUNT
 from pxkit import EventType, OrderSide, RiskStateError, RiskViolationError
 from pxkit.client.http import ProjectX
 from pxkit.client.orders import build_order_request
-from pxkit.codec import to_us
 from pxkit.config import ProjectXConfig
 from pxkit.events import EventBus
 from pxkit.instrument.sessions import trading_day
-from pxkit.risk.manager import RiskBreach, RiskManager
+from pxkit.payloads import RiskBreach
+from pxkit.risk.manager import RiskManager
 from pxkit.risk.rules import OrderIntent, RiskConfig, Rule, trading_day_bounds
 from pxkit.risk.store import IntentState, RiskStore
 from pxkit.sim import SimServer
+from pxkit.times import to_us
 from suites import open_suite
 from waiting import until
 

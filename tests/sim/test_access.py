@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from conftest import ACCOUNT, MNQ
+from pxkit.codec import Target
 from pxkit.sim import SimServer
 from signalr_probe import HubError, HubProbe
 
@@ -86,7 +87,7 @@ async def test_validate_renews_a_token_for_its_own_user_only(sim: SimServer):
 
 
 async def test_the_user_hub_serves_a_token_only_its_own_accounts(sim: SimServer):
-    targets = ["GatewayUserAccount", "GatewayUserOrder"]
+    targets = [Target.USER_ACCOUNT, Target.USER_ORDER]
     other = await HubProbe(sim.user_hub_url, sim.gateway.tokens.issue(INTRUDER), targets).start()
     owner = await HubProbe(sim.user_hub_url, sim.login(), targets).start()
     try:
@@ -109,7 +110,7 @@ async def test_the_user_hub_serves_a_token_only_its_own_accounts(sim: SimServer)
 
 async def test_a_token_of_another_user_still_reads_the_market(sim: SimServer):
     token = sim.gateway.tokens.issue(INTRUDER)
-    probe = await HubProbe(sim.market_hub_url, token, ["GatewayQuote"]).start()
+    probe = await HubProbe(sim.market_hub_url, token, [Target.QUOTE]).start()
     try:
         await probe.invoke("SubscribeContractQuotes", [MNQ])
         await probe.wait_for(lambda events: len(events) >= 1)

@@ -8,6 +8,7 @@ import aiohttp
 import httpx
 import pytest
 
+from pxkit.codec import Target
 from pxkit.sim import HubSettings, SimConfig, SimServer
 from pxkit.sim import app as gateway_app
 from signalr_probe import HubProbe
@@ -25,7 +26,7 @@ def _cached_ticks(sim: SimServer, contract_id: str) -> tuple[int, int]:
 async def test_tick_caches_stay_within_budget_over_a_long_busy_run():
     """30 simulated minutes at 50,000 trades per minute on three streamed contracts: the caches hold a bounded part."""
     async with SimServer(config=SimConfig(seed=3, trades_per_minute=50_000)) as sim:
-        probe = await HubProbe(sim.market_hub_url, sim.login(), ["GatewayQuote"]).start()
+        probe = await HubProbe(sim.market_hub_url, sim.login(), [Target.QUOTE]).start()
         try:
             for contract_id in CONTRACTS:
                 await probe.invoke("SubscribeContractQuotes", [contract_id])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pxkit import enums
-from pxkit.codec import unwrap_user_event
+from pxkit.codec import Target, unwrap_user_event
 from pxkit.enums import OrderSide, OrderStatus, OrderType, PositionType, UserAction
 from pxkit.models import Account, BracketSpec, ModifyOrderRequest, Order, PlaceOrderRequest, Position, Trade
 from pxkit.sim.clock import SimClock
@@ -26,8 +26,8 @@ CREATED, UPDATED = UserAction.CREATED, UserAction.UPDATED
 PE, ME, PCE = enums.PlaceOrderError, enums.ModifyOrderError, enums.PartialCloseError
 START = {1001: 50_000.0, 1002: 150_000.0}
 SIDES = pytest.mark.parametrize("side", [BUY, SELL], ids=["buy", "sell"])
-MODELS = {"GatewayUserOrder": ("order", Order), "GatewayUserTrade": ("trade", Trade),
-          "GatewayUserPosition": ("position", Position), "GatewayUserAccount": ("account", Account)}
+MODELS = {Target.USER_ORDER: ("order", Order), Target.USER_TRADE: ("trade", Trade),
+          Target.USER_POSITION: ("position", Position), Target.USER_ACCOUNT: ("account", Account)}
 
 
 class Recorder:
@@ -396,7 +396,7 @@ def run_script(seed: int) -> list[tuple[str, list[Any]]]:
 def test_same_seed_and_script_give_identical_events_and_another_seed_differs():
     first, again, other = run_script(1), run_script(1), run_script(2)
     assert first == again
-    prices = [[a[0]["data"]["price"] for t, a in run if t == "GatewayUserTrade"] for run in (first, other)]
+    prices = [[a[0]["data"]["price"] for t, a in run if t == Target.USER_TRADE] for run in (first, other)]
     assert len(prices[0]) >= 4 and prices[0] != prices[1]
 
 

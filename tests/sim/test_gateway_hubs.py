@@ -8,13 +8,14 @@ import httpx
 import pytest
 
 from conftest import ACCOUNT, MNQ
-from pxkit import codec, models
+from pxkit import codec, models, times
+from pxkit.codec import Target
 from pxkit.enums import DomType, OrderStatus, OrderType, PositionType, UserAction
 from pxkit.sim import SimConfig, SimServer
 from signalr_probe import HubError, HubProbe
 
-MARKET_TARGETS = ("GatewayQuote", "GatewayTrade", "GatewayDepth")
-USER_TARGETS = ("GatewayUserAccount", "GatewayUserOrder", "GatewayUserPosition", "GatewayUserTrade")
+MARKET_TARGETS = (Target.QUOTE, Target.TRADE, Target.DEPTH)
+USER_TARGETS = (Target.USER_ACCOUNT, Target.USER_ORDER, Target.USER_POSITION, Target.USER_TRADE)
 BRACKET_BUY = {"accountId": ACCOUNT, "contractId": MNQ, "type": 2, "side": 0, "size": 2,
                "stopLossBracket": {"ticks": -20, "type": 4}, "takeProfitBracket": {"ticks": 40, "type": 1}}
 
@@ -35,12 +36,12 @@ async def test_market_hub_streams_quotes_trades_and_depth_in_protocol_shape(sim,
             assert await probe.invoke(method, [MNQ]) is None
         await probe.wait_for(lambda ev: len(ev) >= 4)
         # snapshots: one full quote, then depth Reset -> levels with bests -> session volume at price
-        quote_args = probe.of("GatewayQuote")[0]
+        quote_args = probe.of(Target.QUOTE)[0]
         assert quote_args[0] == MNQ
         quote = codec.from_wire(models.Quote, quote_args[1])
         assert quote.symbol == "F.US.MNQ" and quote.best_bid < quote.best_ask
         assert set(quote_args[1]) == set(codec.wire_fields(models.Quote))
-        depth = [codec.decode_records(models.DepthEntry, args[1]) for args in probe.of("GatewayDepth")]
+        depth = [codec.decode_records(models.DepthEntry, args[1]) for args in probe.of(Target.DEPTH)]
         assert [e.type for e in depth[0]] == [DomType.RESET]
         kinds = {e.type for e in depth[1]}
         assert kinds == {DomType.BID, DomType.ASK, DomType.BEST_BID, DomType.BEST_ASK}
@@ -48,15 +49,15 @@ async def test_market_hub_streams_quotes_trades_and_depth_in_protocol_shape(sim,
 
         before = len(probe.events)
         await sim.advance(20)
-        events = await probe.wait_for(lambda ev: len(probe.of("GatewayTrade")) >= 1 and len(ev) > before + 5)
-        trades = [t for args in probe.of("GatewayTrade") for t in codec.decode_records(models.MarketTrade, args[1])]
+        events = await probe.wait_for(lambda ev: len(probe.of(Target.TRADE)) >= 1 and len(ev) > before + 5)
+        trades = [t for args in probe.of(Target.TRADE) for t in codec.decode_records(models.MarketTrade, args[1])]
         assert trades and all(t.symbol_id == "F.US.MNQ" for t in trades)
         assert [t.timestamp for t in trades] == sorted(t.timestamp for t in trades)
-        assert all(isinstance(args[1], list) and args[0] == MNQ for args in probe.of("GatewayTrade"))
-        partial = [args[1] for args in probe.of("GatewayQuote")[1:]]
+        assert all(isinstance(args[1], list) and args[0] == MNQ for args in probe.of(Target.TRADE))
+        partial = [args[1] for args in probe.of(Target.QUOTE)[1:]]
         assert partial and all({"symbol", "timestamp"} <= set(q) for q in partial)
         assert any(set(q) < set(quote_args[1]) for q in partial)  # only the fields that changed
-        increments = [e for args in probe.of("GatewayDepth")[len(depth):] for e in
+        increments = [e for args in probe.of(Target.DEPTH)[len(depth):] for e in
                       codec.decode_records(models.DepthEntry, args[1])]
         assert DomType.TRADE in {e.type for e in increments}
         assert {name for name, _ in events} == set(MARKET_TARGETS)
@@ -75,8 +76,8 @@ async def test_user_hub_sees_a_bracketed_market_order_in_gateway_order(sim, rest
         events = await probe.wait_for(lambda ev: len(ev) >= 7)
         assert all(len(args) == 1 and set(args[0]) == {"action", "data"} for _, args in events)
         assert [name for name, _ in events] == [
-            "GatewayUserOrder", "GatewayUserOrder", "GatewayUserTrade", "GatewayUserPosition",
-            "GatewayUserAccount", "GatewayUserOrder", "GatewayUserOrder"]
+            Target.USER_ORDER, Target.USER_ORDER, Target.USER_TRADE, Target.USER_POSITION,
+            Target.USER_ACCOUNT, Target.USER_ORDER, Target.USER_ORDER]
         decoded = [codec.unwrap_user_event(codec.USER_EVENT_MODELS[name], args) for name, args in events]
         (a0, pending), (a1, filled), (_, trade), (_, position), (_, account), (_, stop), (_, target) = decoded
         assert (a0, pending.status, pending.id) == (UserAction.CREATED, OrderStatus.PENDING, body["orderId"])
@@ -105,7 +106,7 @@ async def test_hub_errors_are_error_completions_and_the_connection_survives(sim)
         with pytest.raises(HubError, match="expects 0"):
             await user.invoke("UnsubscribeAccounts", [ACCOUNT])
         assert await probe.invoke("SubscribeContractQuotes", [MNQ]) is None
-        await probe.wait_for(lambda ev: len(probe.of("GatewayQuote")) == 1)
+        await probe.wait_for(lambda ev: len(probe.of(Target.QUOTE)) == 1)
     finally:
         await probe.stop()
         await user.stop()
@@ -127,7 +128,7 @@ async def test_streamed_trades_agree_with_retrieve_bars(sim, rest):
         await sim.advance(180)  # 14:30:00 -> 14:33:00: minutes 14:31 and 14:32 stream completely
         streamed = []
         await probe.wait_for(lambda ev: _last_trade_minute(probe) >= 33)  # the print at 14:33:00.000
-        for args in probe.of("GatewayTrade"):
+        for args in probe.of(Target.TRADE):
             streamed += codec.decode_records(models.MarketTrade, args[1])
     finally:
         await probe.stop()
@@ -144,8 +145,8 @@ async def test_streamed_trades_agree_with_retrieve_bars(sim, rest):
 
 
 def _last_trade_minute(probe: HubProbe) -> int:
-    trades = probe.of("GatewayTrade")
-    return codec.parse_ts(trades[-1][1][-1]["timestamp"]).minute if trades else -1
+    trades = probe.of(Target.TRADE)
+    return times.parse_ts(trades[-1][1][-1]["timestamp"]).minute if trades else -1
 
 
 async def _scripted_session(seed: int) -> tuple[list, list, list]:
@@ -182,7 +183,7 @@ async def _scripted_session(seed: int) -> tuple[list, list, list]:
 async def test_same_seed_and_commands_give_identical_fills_bars_and_events():
     first, second, other = await _scripted_session(5), await _scripted_session(5), await _scripted_session(6)
     assert first == second
-    fills = [args for name, args in first[0] if name == "GatewayUserTrade"]
+    fills = [args for name, args in first[0] if name == Target.USER_TRADE]
     assert len(fills) >= 2
     assert first[2] != other[2] and first[1] != other[1]
 

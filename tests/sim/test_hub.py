@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
+from pxkit.codec import Target
 from pxkit.sim.hub import Hub, HubConnection, HubMethodError
 from signalr_probe import HubError, HubProbe
 
@@ -55,7 +56,7 @@ def invoke(conn: HubConnection, target: str, args: list[Any]) -> Any:
         return args[0]
     if target == "Subscribe":
         for seq in range(args[0]):
-            conn.send("GatewayQuote", [CID, quote(seq)])
+            conn.send(Target.QUOTE, [CID, quote(seq)])
         return None
     if target == "YieldThen":
         return _yield_then(args[0], args[1])
@@ -166,7 +167,7 @@ async def probes() -> AsyncIterator[list[HubProbe]]:
         await probe.stop()
 
 
-async def start_probe(probes: list[HubProbe], server: Server, targets: tuple[str, ...] = ("GatewayQuote",), *,
+async def start_probe(probes: list[HubProbe], server: Server, targets: tuple[str, ...] = (Target.QUOTE,), *,
                       skip_negotiation: bool) -> HubProbe:
     probe = HubProbe(server.http_url, "good", targets, skip_negotiation=skip_negotiation)
     probes.append(probe)
@@ -184,7 +185,7 @@ async def test_signalrcore_invokes_and_receives_events_in_order(
     assert await probe.invoke("Echo", [{"a": [1, 2.5, None]}]) == {"a": [1, 2.5, None]}
     assert await probe.invoke("Subscribe", [300]) is None
     await probe.wait_for(lambda events: len(events) >= 300)
-    assert probe.of("GatewayQuote") == [[CID, quote(seq)] for seq in range(300)]
+    assert probe.of(Target.QUOTE) == [[CID, quote(seq)] for seq in range(300)]
 
     with pytest.raises(HubError, match="Unknown hub method 'Nope'"):
         await probe.invoke("Nope", [])
@@ -442,7 +443,7 @@ async def test_go_silent_stops_all_output_but_new_connections_work(
     await server.connected.wait_for(bool)
     conn = server.hub.connections[0]
     assert server.hub.go_silent() == 1
-    conn.send("GatewayQuote", [CID, {}])
+    conn.send(Target.QUOTE, [CID, {}])
     await old.send_str(invocation("Echo", 1, invocation_id="1"))
     await old.ping(b"x")
     with pytest.raises(TimeoutError):  # several pings and the client timeout would be due by now
@@ -476,7 +477,7 @@ async def test_writer_coalesces_queued_records_into_one_frame_or_not(
     while sum(map(len, frames)) < 101:
         frames.append(await next_frame(ws))
     records = [r for frame in frames for r in frame]
-    events = [{"type": 1, "target": "GatewayQuote", "arguments": [CID, quote(seq)]} for seq in range(100)]
+    events = [{"type": 1, "target": Target.QUOTE, "arguments": [CID, quote(seq)]} for seq in range(100)]
     assert records == [*events, {"type": 3, "invocationId": "1"}]
     assert len(frames) == (1 if coalesce else 101)
     await ws.close()

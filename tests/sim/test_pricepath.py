@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pxkit.codec import from_us, to_us
 from pxkit.enums import BarUnit
 from pxkit.models import Bar, Contract
 from pxkit.sim.clock import DEFAULT_START
 from pxkit.sim.market import Market
 from pxkit.sim.pricepath import EPOCH, EPOCH_US, BarArrays, PricePath, Ticks
+from pxkit.times import from_us, to_us
 
 MNQ = "CON.F.US.MNQ.H26"
 NOW = to_us(DEFAULT_START)  # Monday 2026-03-02 14:30 UTC

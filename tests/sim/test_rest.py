@@ -15,10 +15,11 @@ import pytest
 
 from conftest import ACCOUNT, LOCKED_ACCOUNT, MNQ
 from pxkit import models
-from pxkit.codec import parse_ts, wire_fields
+from pxkit.codec import wire_fields
 from pxkit.sim import SimConfig, SimServer
 from pxkit.sim.instruments import PRODUCTS
 from pxkit.sim.ratelimit import Limit
+from pxkit.times import parse_ts
 
 HIDDEN_ACCOUNT = 1004
 UNKNOWN_ACCOUNT = 999

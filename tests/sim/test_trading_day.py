@@ -9,12 +9,13 @@ import httpx
 import pytest
 
 from conftest import MNQ
-from pxkit import codec, models
-from pxkit.codec import from_us, to_us
+from pxkit import codec, models, times
+from pxkit.codec import Target
 from pxkit.enums import BarUnit, DomType
 from pxkit.sim import SimConfig, SimServer, Simulator
 from pxkit.sim.clock import DEFAULT_START, SimClock
 from pxkit.sim.market import Market
+from pxkit.times import from_us, to_us
 
 SEC, HOUR = 1_000_000, 3_600_000_000
 WINTER_OPEN = to_us(datetime(2026, 3, 2, 23, tzinfo=UTC))  # Monday 18:00 EST opens Tuesday's trading day
@@ -80,14 +81,14 @@ def test_streamed_quote_volume_and_volume_at_price_restart_at_18_00_new_york():
     early, late = Recorder(), Recorder()
     sim.subscribe("quotes", MNQ, early)
     sim.subscribe("depth", MNQ, early)
-    assert any(e["type"] == DomType.TRADE for batch in early.payloads("GatewayDepth") for e in batch)
+    assert any(e["type"] == DomType.TRADE for batch in early.payloads(Target.DEPTH) for e in batch)
     sim.advance(60)
 
     quote: dict[str, Any] = {}
     volumes = []
-    for payload in early.payloads("GatewayQuote"):
+    for payload in early.payloads(Target.QUOTE):
         quote.update(payload)
-        volumes.append((to_us(codec.parse_ts(quote["timestamp"])), quote["volume"]))
+        volumes.append((to_us(times.parse_ts(quote["timestamp"])), quote["volume"]))
     ticks = sim.market.ticks_between(MNQ, WINTER_OPEN - 1, WINTER_OPEN + 30 * SEC)
     before = [v for t, v in volumes if t < WINTER_OPEN]
     after = [(t, v) for t, v in volumes if t >= WINTER_OPEN]
@@ -95,14 +96,14 @@ def test_streamed_quote_volume_and_volume_at_price_restart_at_18_00_new_york():
     assert after[0][1] < before[-1]
     assert after == [(t, float(ticks.size[ticks.time <= t].sum())) for t, _ in after]
 
-    traded = [e for batch in early.payloads("GatewayDepth") for e in batch
-              if e["type"] == DomType.TRADE and to_us(codec.parse_ts(e["timestamp"])) >= WINTER_OPEN]
+    traded = [e for batch in early.payloads(Target.DEPTH) for e in batch
+              if e["type"] == DomType.TRADE and to_us(times.parse_ts(e["timestamp"])) >= WINTER_OPEN]
     assert len(traded) > 10
     for entry in traded:  # the session's volume at a price counts only this trading day's prints
-        at = (ticks.time <= to_us(codec.parse_ts(entry["timestamp"]))) & (ticks.price == contract.to_ticks(
+        at = (ticks.time <= to_us(times.parse_ts(entry["timestamp"]))) & (ticks.price == contract.to_ticks(
             entry["price"]))
         assert entry["volume"] == ticks.size[at].sum()
 
     sim.subscribe("depth", MNQ, late)  # 30 s into the day: no finished minute, so no volume at price yet
-    snapshot = [[e["type"] for e in batch] for batch in late.payloads("GatewayDepth")]
+    snapshot = [[e["type"] for e in batch] for batch in late.payloads(Target.DEPTH)]
     assert len(snapshot) == 2 and snapshot[0] == [DomType.RESET] and DomType.TRADE not in snapshot[1]

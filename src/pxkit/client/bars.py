@@ -8,10 +8,10 @@ from typing import Any
 
 import polars as pl
 
-from ..codec import format_ts
 from ..enums import BarUnit
 from ..errors import InputError
 from ..models import Bar
+from ..times import format_ts
 
 MAX_BARS_PER_REQUEST = 20_000
 BAR_SCHEMA = {"timestamp": pl.Datetime("us", "UTC"), "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx
 import polars as pl
 
-from ..codec import decode_contract_by_id, decode_list, format_ts, to_wire
+from ..codec import decode_contract_by_id, decode_list, to_wire
 from ..config import ProjectXConfig
 from ..enums import BarUnit, OrderSide, OrderType
 from ..errors import (
@@ -29,6 +29,7 @@ from ..errors import (
     TransportError,
 )
 from ..models import Account, Bar, Contract, Order, PlaceOrderRequest, Position, Trade
+from ..times import format_ts
 from .answers import HISTORY_PATH, order_id_in
 from .auth import TokenManager
 from .bars import bar_unit, bars_frame, fetch_bars, utc, window

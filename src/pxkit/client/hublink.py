@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import importlib
 import itertools
 import logging
@@ -27,21 +26,13 @@ import httpx
 from signalrcore.messages.message_type import MessageType
 from signalrcore.messages.ping_message import PingMessage
 
+from ..enums import LinkState
 from ..errors import ConnectionLostError, GatewayError, PxError, RequestTimeoutError
 from .hubframes import BadRecord, RecordByRecordJsonProtocol
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF = (0.0, 2.0, 10.0, 30.0, 60.0)
-
-
-class LinkState(enum.Enum):
-    """Connection state of a hub, as reported to listeners."""
-
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    RECONNECTING = "reconnecting"
-    RECONNECTED = "reconnected"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """ProjectXRealtimeClient: the user and market hubs on asyncio, with subscriptions that survive reconnects.
 
-This is the kit's one thread boundary (see hublink.py). Pushes arrive decoded into models, in arrival order,
-on one async stream per hub and through callbacks; each carries the time its frame was received. After every
-reconnect the subscriptions are replayed and, for the user hub, a StateReconciler compares the cached orders,
-positions and account with the gateway's and reports what was missed.
+This is the kit's one thread boundary (see hublink.py). Pushes arrive decoded into messages (messages.py), in
+arrival order, on one async stream per hub and through listeners by message type; each carries the time its
+frame was received. After every reconnect the subscriptions are replayed and, for the user hub, a
+StateReconciler compares the cached orders, positions and account with the gateway's and reports what was missed.
 """
 
 from __future__ import annotations
@@ -12,55 +12,39 @@ import asyncio
 import functools
 import logging
 import time
+import types
+import typing
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from ..codec import USER_EVENT_MODELS, decode_records, from_wire, split_market_event, unwrap_user_event
+from ..codec import MARKET_TARGETS, USER_TARGETS, decode_push
 from ..config import ProjectXConfig
-from ..enums import UserAction
-from ..errors import GatewayError, ProtocolError, PxError
-from ..models import DepthEntry, MarketTrade, Quote
+from ..enums import LinkState
+from ..errors import GatewayError, InputError, ProtocolError, PxError
+from ..messages import (
+    AccountPushed,
+    ConnectionChanged,
+    HubMessage,
+    HubPush,
+    OrderPushed,
+    PositionPushed,
+    Reconciled,
+    ReconcileReport,
+    UserTradePushed,
+)
+from ..models import Account
 from .auth import TokenManager
-from .hublink import HubLink, LinkSettings, LinkState
-from .reconcile import ReconcileReport, StateReconciler, UserState, UserStateSource
+from .hublink import HubLink, LinkSettings
+from .reconcile import StateReconciler, UserState, UserStateSource
 
 log = logging.getLogger(__name__)
 
 USER, MARKET = "user", "market"
 _MARKET_FEEDS = {"quotes": "ContractQuotes", "trades": "ContractTrades", "depth": "ContractMarketDepth"}
-_MARKET_MODELS: dict[str, type] = {"GatewayQuote": Quote, "GatewayTrade": MarketTrade, "GatewayDepth": DepthEntry}
+_PUSH_TYPES = frozenset(typing.get_args(HubPush))
 _END = object()
-
-
-@dataclass(frozen=True, slots=True)
-class HubEvent:
-    """One decoded push: a Quote, a list of MarketTrade or DepthEntry, or an Order/Position/Account/Trade."""
-
-    hub: str
-    target: str
-    data: Any
-    received_at: float  # time.time() when its frame arrived on the socket
-    contract_id: str | None = None
-    action: UserAction | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionEvent:
-    """A hub's connection state changed."""
-
-    hub: str
-    state: LinkState
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciled:
-    """An account was reconciled after a reconnect: its report is in the user stream, in order with pushes."""
-
-    hub: str
-    account_id: int
-    report: ReconcileReport
+M = TypeVar("M")
 
 
 class ProjectXRealtimeClient:
@@ -80,11 +64,13 @@ class ProjectXRealtimeClient:
         self._contracts: dict[str, dict[str, bool]] = {}
         self.user_states: dict[int, UserState] = {}
         self._reconcilers: dict[int, StateReconciler] = {}
-        self._callbacks: dict[str, list[Callable[[HubEvent], Any]]] = {}
-        self._state_callbacks: list[Callable[[ConnectionEvent], Any]] = []
+        self._callbacks: dict[type, list[Callable[[Any], Any]]] = {}  # by push message type
+        self._state_callbacks: list[Callable[[ConnectionChanged], Any]] = []
         self._reconcile_callbacks: list[Callable[[int, ReconcileReport], Any]] = []
         self._queues: dict[str, list[asyncio.Queue[Any]]] = {USER: [], MARKET: []}
         self._decode_errors: dict[str, int] = {}  # by "hub.target": undecodable pushes and records
+        self._ignored: Counter[str] = Counter()  # by "hub.target": pushes of targets this client does not know
+        self._received: Counter[type] = Counter()  # decoded user pushes by model type
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -127,6 +113,15 @@ class ProjectXRealtimeClient:
     def decode_errors(self) -> int:
         """Everything that could not be decoded so far, each bad record counted once."""
         return sum(self._decode_errors.values()) + sum(link.bad_records for link in self.links.values())
+
+    @property
+    def ignored_pushes(self) -> dict[str, int]:
+        """Pushes of targets this client does not know, by `hub.target` (each logged once, none streamed)."""
+        return dict(self._ignored)
+
+    def pushes_received(self, kind: type) -> int:
+        """How many user pushes of a model type (Order, Position, Account, Trade) have arrived and been decoded."""
+        return self._received[kind]
 
     def connected(self, hub: str) -> bool:
         return self.links[hub].connected
@@ -219,27 +214,38 @@ class ProjectXRealtimeClient:
             except PxError as exc:  # REST trouble must not take the hub down; the next reconnect retries
                 log.error("reconciling account %d failed: %s", account_id, exc)
                 continue
-            self._publish(USER, Reconciled(USER, account_id, report), None)
+            self._publish(USER, Reconciled(USER, account_id, report))
             for callback in list(self._reconcile_callbacks):
                 self._call(callback, account_id, report)
 
     # ------------------------------------------------------------------ listeners
 
-    def on(self, target: str, callback: Callable[[HubEvent], Any]) -> None:
-        """Call `callback(event)` on the loop for every push of `target` (`"*"`: every push)."""
-        self._callbacks.setdefault(target, []).append(callback)
+    def on(self, kind: type[M] | types.UnionType, callback: Callable[[M], Any]) -> None:
+        """Call `callback(message)` on the loop for every push of a message type of messages.py (`TradesPushed`,
+        `OrderPushed`...) or of a union of them (`HubPush`: every push)."""
+        for push_type in self._push_types(kind):
+            self._callbacks.setdefault(push_type, []).append(callback)
 
-    def off(self, target: str, callback: Callable[[HubEvent], Any]) -> None:
-        self._callbacks.get(target, []).remove(callback)
+    def off(self, kind: type[M] | types.UnionType, callback: Callable[[M], Any]) -> None:
+        """Remove a listener registered with `on` for the same kind."""
+        for push_type in self._push_types(kind):
+            self._callbacks.get(push_type, []).remove(callback)
 
-    def on_state(self, callback: Callable[[ConnectionEvent], Any]) -> None:
+    @staticmethod
+    def _push_types(kind: Any) -> tuple[type, ...]:
+        kinds = typing.get_args(kind) or (kind,)
+        if not all(k in _PUSH_TYPES for k in kinds):
+            raise InputError(f"listen for a push message type of pxkit.messages (or a union of them), got {kind!r}")
+        return kinds
+
+    def on_state(self, callback: Callable[[ConnectionChanged], Any]) -> None:
         self._state_callbacks.append(callback)
 
     def on_reconciled(self, callback: Callable[[int, ReconcileReport], Any]) -> None:
         """Call `callback(account_id, report)` after every reconciliation."""
         self._reconcile_callbacks.append(callback)
 
-    def stream(self, *hubs: str) -> AsyncIterator[HubEvent | ConnectionEvent | Reconciled]:
+    def stream(self, *hubs: str) -> AsyncIterator[HubMessage]:
         """Every push, state change and reconciliation of the given hubs (default both), in arrival order, from
         this call (not from the first iteration) until disconnect()."""
         hubs = hubs or (USER, MARKET)
@@ -249,7 +255,7 @@ class ProjectXRealtimeClient:
         return self._drain(queue, hubs)
 
     async def _drain(self, queue: asyncio.Queue[Any], hubs: tuple[str, ...]
-                     ) -> AsyncIterator[HubEvent | ConnectionEvent | Reconciled]:
+                     ) -> AsyncIterator[HubMessage]:
         open_hubs = len(hubs)
         try:
             while open_hubs:
@@ -272,29 +278,35 @@ class ProjectXRealtimeClient:
         except Exception:  # a listener's bug must not stop the stream
             log.exception("realtime listener %r failed", callback)
 
-    def _publish(self, hub: str, item: HubEvent | ConnectionEvent, target: str | None) -> None:
+    def _publish(self, hub: str, item: HubMessage) -> None:
         for queue in self._queues[hub]:
             queue.put_nowait(item)
-        if target is not None:
-            for callback in self._callbacks.get(target, []) + self._callbacks.get("*", []):
+        callbacks = self._callbacks.get(type(item))
+        if callbacks:
+            for callback in list(callbacks):
                 self._call(callback, item)
 
     def _state_changed(self, hub: str, state: LinkState) -> None:
-        event = ConnectionEvent(hub, state, time.time())
+        event = ConnectionChanged(hub, state, time.time())
         log.info("%s hub %s", hub, state.value)
-        self._publish(hub, event, None)
+        self._publish(hub, event)
         for callback in list(self._state_callbacks):
             self._call(callback, event)
 
     # ------------------------------------------------------------------ decoding
 
     def _handler(self, hub: str) -> Callable[[float, list[tuple[str, list[Any]]]], None]:
-        decode = self._decode_user if hub == USER else self._decode_market
+        known = USER_TARGETS if hub == USER else MARKET_TARGETS
+        publish = functools.partial(self._publish, hub)
+        bad_record = {target: functools.partial(self._undecodable, hub, target) for target in known}
 
         def handle(received: float, events: list[tuple[str, list[Any]]]) -> None:
             for target, args in events:  # one by one: a bad push never costs the others of its frame
+                if target not in known:
+                    self._ignore(hub, target)
+                    continue
                 try:
-                    event = decode(target, args, received)
+                    message = decode_push(target, args, received, bad_record[target])
                 except ProtocolError as exc:
                     self._undecodable(hub, target, exc)
                     continue
@@ -302,7 +314,9 @@ class ProjectXRealtimeClient:
                     self._undecodable(hub, target, None)
                     log.exception("%s hub: decoding a %s push failed", hub, target)
                     continue
-                self._publish(hub, event, target)
+                if hub == USER:
+                    self._arrived(message)
+                publish(message)
 
         return handle
 
@@ -313,24 +327,19 @@ class ProjectXRealtimeClient:
         if error is not None:
             log.warning("%s hub: undecodable %s (%s)", hub, target, error)
 
-    def _decode_user(self, target: str, args: list[Any], received: float) -> HubEvent:
-        model = USER_EVENT_MODELS.get(target)
-        if model is None:
-            return HubEvent(USER, target, args, received)
-        action, data = unwrap_user_event(model, args)
-        account_id = data.id if target == "GatewayUserAccount" else data.account_id
-        state = self.user_states.get(account_id)
-        if state is not None:
-            state.apply(data, action)
-        return HubEvent(USER, target, data, received, getattr(data, "contract_id", None), action)
+    def _ignore(self, hub: str, target: str) -> None:
+        """Count a push of a target this client does not know; the first of each target is logged."""
+        kind = f"{hub}.{target}"
+        if not self._ignored[kind]:
+            log.warning("%s hub: ignoring pushes of the unknown target %r", hub, target)
+        self._ignored[kind] += 1
 
-    def _decode_market(self, target: str, args: list[Any], received: float) -> HubEvent:
-        """A quote, or a batch of trades or depth entries decoded record by record (bad ones counted, skipped)."""
-        if target not in _MARKET_MODELS:
-            return HubEvent(MARKET, target, args, received)
-        contract_id, payload = split_market_event(args)
-        if target == "GatewayQuote":
-            data: Any = from_wire(Quote, payload)
-        else:
-            data = decode_records(_MARKET_MODELS[target], payload, functools.partial(self._undecodable, MARKET, target))
-        return HubEvent(MARKET, target, data, received, contract_id)
+    def _arrived(self, message: HubPush) -> None:
+        """Count a user push by its model, and keep the account's state."""
+        match message:
+            case (OrderPushed(order=model) | PositionPushed(position=model) | UserTradePushed(trade=model)
+                  | AccountPushed(account=model)):
+                self._received[type(model)] += 1
+                state = self.user_states.get(model.id if isinstance(model, Account) else model.account_id)
+                if state is not None:
+                    state.apply(model, message.action)

@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 
 from ..enums import UserAction
 from ..errors import PxError
+from ..messages import ReconcileReport
 from ..models import Account, Order, Position, Trade
 
 log = logging.getLogger(__name__)
@@ -73,25 +74,6 @@ class UserState:
                 self.positions.pop(model.contract_id, None)
         elif isinstance(model, Trade):
             self.trades[model.id] = model
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileReport:
-    """What changed while the hub was away, found by comparing the cached state with the gateway's."""
-
-    orders_closed: tuple[Order, ...] = ()  # ended while away (filled, cancelled...), in their final state
-    orders_opened: tuple[Order, ...] = ()  # working on the gateway, unknown here
-    orders_changed: tuple[Order, ...] = ()  # still working, but different (price, size, fills)
-    positions_closed: tuple[Position, ...] = ()  # the cached positions that are gone
-    positions_opened: tuple[Position, ...] = ()
-    positions_changed: tuple[Position, ...] = ()
-    account: Account | None = None  # the account, when its balance or flags changed
-    trades: tuple[Trade, ...] = ()  # fills the hub never pushed (or whose voided flag changed), oldest first
-
-    @property
-    def missed_anything(self) -> bool:
-        return any((self.orders_closed, self.orders_opened, self.orders_changed, self.positions_closed,
-                    self.positions_opened, self.positions_changed, self.account, self.trades))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from ..client.bars import BAR_SCHEMA, UNIT_SPELLINGS, unit_named
-from ..codec import from_us, to_us
 from ..enums import BarUnit
 from ..errors import InputError
 from ..models import Bar, tick_decimals
+from ..times import UNIX_EPOCH, from_us, to_us
 
 _log = logging.getLogger(__name__)
 
-_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 _NEVER = -(1 << 62)  # bucket bounds before the first trade: every trade opens a bucket
 _SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600, BarUnit.DAY: 86400}  # units built live
 _PATTERN = re.compile(r"^\s*(\d+)\s*([a-zA-Z]+)\s*$")
@@ -119,7 +118,7 @@ class BarSeries:
         self._width = 0 if self.timeframe.unit is BarUnit.DAY else self.timeframe.seconds * 1_000_000
         self._ring: deque[_Raw] = deque(maxlen=max_bars)
         self._start = self._end = _NEVER  # bucket of the forming bar (start == end once closed)
-        self._start_dt = _UNIX
+        self._start_dt = UNIX_EPOCH
         self._open = self._live = False
         self._o = self._h = self._l = self._c = self._t = 0
         self._v: float = 0

@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import operator
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
 
 from ..client.http import ProjectX
-from ..codec import from_us, to_us
+from ..codec import slot_filler
 from ..errors import InputError, PxError
 from ..events import EventBus, EventType
 from ..models import Bar, Contract, MarketTrade, Quote
+from ..payloads import BarEvent, FeedStatus
 from ..stats import ComponentStats
+from ..times import from_us, to_us
 from .bars import MultiTimeframeBars, Timeframe
 from .sessions import globex_open
 
@@ -41,20 +43,14 @@ def _check_count(count: int | None) -> None:
         raise InputError(f"count must be a whole number of bars >= 1 (or None for all), got {count!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class BarEvent:
-    """Payload of NEW_BAR (a bar closed) and BAR_UPDATED (the forming bar after a batch of trades)."""
-
-    timeframe: str
-    bar: Bar
+_quote_values = operator.attrgetter(*(field.name for field in dataclasses.fields(Quote)))
+_new_quote = slot_filler(Quote)
 
 
-@dataclass(frozen=True, slots=True)
-class FeedStatus:
-    """Payload of STALE_FEED: sent when a feed goes silent during its session and again when it speaks."""
-
-    stale: bool
-    silent_for: float  # seconds since the last market event of the contract
+def _merged(last: Quote, pushed: Quote) -> Quote:
+    """The last quote with the fields a partial push carries put in."""
+    pairs = zip(_quote_values(pushed), _quote_values(last), strict=True)
+    return _new_quote(*[old if new is None else new for new, old in pairs])
 
 
 class RealtimeDataManager:
@@ -125,7 +121,7 @@ class RealtimeDataManager:
         finest = self.bars[self.timeframes[0]].bars(1, include_forming=True)
         if finest and self.bars.last_price is None:
             self.bars.on_quote(finest[-1].close, finest[-1].timestamp)
-        self._replay()
+        self.release_pushes()
         if self._again:  # the feed reconnected while the history was read: the gap may be missing from it
             await self.resync(clock=clock)
         return {name: len(bars) for name, bars in loaded.items()}
@@ -180,7 +176,7 @@ class RealtimeDataManager:
         self._gap = max(known, default=None)
 
     async def _reload(self, clock: Callable[[], datetime] | None) -> int:
-        self._pending = []
+        self.hold_pushes()
         gap, self._gap = self._gap, None  # a drop during this reload marks a new gap, for the reload after it
         clock = clock or self.clock or self.client.gateway_now
         now = clock()
@@ -201,7 +197,7 @@ class RealtimeDataManager:
                 self._gap = gap if self._gap is None else min(gap, self._gap)
             raise
         finally:
-            self._replay()
+            self.release_pushes()
         self.stats.count("resyncs")
         return sum(len(bars) for bars in closed.values())
 
@@ -236,8 +232,15 @@ class RealtimeDataManager:
                                            unit=tf.unit, interval=tf.count, limit=self.max_bars + 1, partial=True)
         return [Bar(*row) for row in frame.iter_rows()]
 
-    def _replay(self) -> None:
-        """Apply the pushes held while history was read, each trade to the series whose history lacks it."""
+    def hold_pushes(self) -> None:
+        """Keep the trades and quote prices pushed from now on, unapplied, until `release_pushes` (a load does this
+        while it reads history). A new manager holds them until its first load."""
+        if self._pending is None:
+            self._pending = []
+
+    def release_pushes(self) -> None:
+        """Apply the pushes held, in order, each trade to the series whose history lacks it, and apply pushes as
+        they come from then on. Releasing a manager that never loaded starts its bars from the first trade."""
         pending, self._pending = self._pending or [], None
         if pending:
             self.touch()  # live again from here
@@ -336,8 +339,7 @@ class RealtimeDataManager:
                 return False
             self._in_range()
         if self.quote is not None:
-            changed = {f.name: v for f in dataclasses.fields(Quote) if (v := getattr(quote, f.name)) is not None}
-            quote = dataclasses.replace(self.quote, **changed)
+            quote = _merged(self.quote, quote)
         self.quote = quote
         stamp = quote.timestamp or quote.last_updated
         if pushed.last_price is not None and stamp is not None:  # a merged-in older price must not come back

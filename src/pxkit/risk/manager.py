@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from ..instrument.context import InstrumentContext
 from ..instrument.orders import TERMINAL
 from ..instrument.sessions import trading_day
 from ..models import Order, PlaceOrderRequest, Trade
+from ..payloads import RiskBreach
 from .exposure import Exposure
 from .limits import RiskConfig, trading_day_bounds
 from .rules import Action, OrderIntent, RiskRules, RiskState, Rule, Violation
@@ -27,16 +27,6 @@ _ORDER_EVENTS = (EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER
                  EventType.ORDER_CANCELLED, EventType.ORDER_REJECTED)  # every first sight of an order emits one
 _POSITION_EVENTS = (EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED)
 _WATCHED = (EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL, EventType.ORDER_PLACED, *_POSITION_EVENTS)
-
-
-@dataclass(frozen=True, slots=True)
-class RiskBreach:
-    """Payload of RISK_BREACH: what was broken, what was done, whether the gateway confirmed it, the lockout."""
-
-    violations: tuple[Violation, ...]
-    actions: tuple[str, ...]
-    verified: bool
-    lockout_until: datetime | None
 
 
 class RiskManager:

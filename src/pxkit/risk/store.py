@@ -13,10 +13,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..codec import from_us, to_us
 from ..enums import OrderSide, OrderType
 from ..errors import InputError, RiskStateError
 from ..models import PlaceOrderRequest
+from ..times import from_us, to_us
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

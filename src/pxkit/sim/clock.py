@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from ..codec import from_us, to_us
+from ..times import from_us, to_us
 
 DEFAULT_START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # a Monday at the US cash open
 

@@ -7,15 +7,15 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..codec import market_event_args, wrap_user_event
+from ..codec import Target, market_event_args, wrap_user_event
 from ..enums import UserAction
 from .clock import SimClock
 from .exchange import Exchange
 from .feed import MarketFeed
 from .market import Market
 
-USER_TOPICS = {"GatewayUserAccount": "accounts", "GatewayUserOrder": "orders",
-               "GatewayUserPosition": "positions", "GatewayUserTrade": "user_trades"}
+USER_TOPICS = {Target.USER_ACCOUNT: "accounts", Target.USER_ORDER: "orders",
+               Target.USER_POSITION: "positions", Target.USER_TRADE: "user_trades"}
 MARKET_TOPICS = ("quotes", "trades", "depth")
 
 
@@ -60,10 +60,10 @@ class Simulator:
             self._cursor.setdefault(key, self.clock.now_us())
             now = self.clock.now_us()
             if topic == "quotes":
-                self._push(sub, "GatewayQuote", market_event_args(key, self.feed.quote_snapshot(key, now)))
+                self._push(sub, Target.QUOTE, market_event_args(key, self.feed.quote_snapshot(key, now)))
             elif topic == "depth":
                 for batch in self.feed.depth_snapshot(key, now):
-                    self._push(sub, "GatewayDepth", market_event_args(key, batch))
+                    self._push(sub, Target.DEPTH, market_event_args(key, batch))
 
     def unsubscribe(self, topic: str, key: Any, sub: Subscriber) -> None:
         subs = self._subs.get((topic, key))
@@ -139,11 +139,11 @@ class Simulator:
             return
         pushes = self.feed.step(contract_id, ticks, quotes=quotes, trades=trades, depth=depth)
         for batch in pushes.trades:
-            self.publish("trades", contract_id, "GatewayTrade", market_event_args(contract_id, batch))
+            self.publish("trades", contract_id, Target.TRADE, market_event_args(contract_id, batch))
         if pushes.quote is not None:
-            self.publish("quotes", contract_id, "GatewayQuote", market_event_args(contract_id, pushes.quote))
+            self.publish("quotes", contract_id, Target.QUOTE, market_event_args(contract_id, pushes.quote))
         for batch in pushes.depth:
-            self.publish("depth", contract_id, "GatewayDepth", market_event_args(contract_id, batch))
+            self.publish("depth", contract_id, Target.DEPTH, market_event_args(contract_id, batch))
 
     def advance(self, seconds: float) -> int:
         """Move a manual clock forward in steps, processing ticks as it goes; returns ticks processed."""

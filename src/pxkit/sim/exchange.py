@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..codec import from_us, to_us
+from ..codec import Target
 from ..enums import (
     ClosePositionError,
     ModifyOrderError,
@@ -23,6 +23,7 @@ from ..enums import (
     UserAction,
 )
 from ..models import BracketSpec, ModifyOrderRequest, Order, PlaceOrderRequest, Trade
+from ..times import from_us, to_us
 from .ledger import AccountState, FillResult, Ledger
 from .market import Book, Market
 
@@ -359,11 +360,11 @@ class Exchange:
             for price, qty in fills
         ]
         for r in results:
-            self.sink(order.account_id, "GatewayUserTrade", UserAction.CREATED, r.trade)
+            self.sink(order.account_id, Target.USER_TRADE, UserAction.CREATED, r.trade)
         last = results[-1]
-        self.sink(order.account_id, "GatewayUserPosition",
+        self.sink(order.account_id, Target.USER_POSITION,
                   UserAction.CREATED if results[0].opened else UserAction.UPDATED, last.position)
-        self.sink(order.account_id, "GatewayUserAccount", UserAction.UPDATED, last.account)
+        self.sink(order.account_id, Target.USER_ACCOUNT, UserAction.UPDATED, last.account)
         filled = sum(q for _, q in fills)
         if order.peer is not None:
             self._shrink_peer(order.peer, filled, t_us)
@@ -427,4 +428,4 @@ class Exchange:
             ids.remove(order.id)
 
     def _emit_order(self, order: OrderState, action: UserAction) -> None:
-        self.sink(order.account_id, "GatewayUserOrder", action, self.order_model(order))
+        self.sink(order.account_id, Target.USER_ORDER, action, self.order_model(order))

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from ..codec import format_ts, from_us, to_wire
+from ..codec import to_wire
 from ..enums import DomType
 from ..models import DepthEntry
+from ..times import format_ts, from_us
 from .market import Book, Market
 from .pricepath import Ticks, trading_day_bounds
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..codec import from_us
 from ..enums import OrderSide, PositionType
 from ..models import Account, Position, Trade
+from ..times import from_us
 from .instruments import ProductSpec
 
 

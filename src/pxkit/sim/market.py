@@ -8,9 +8,9 @@ from datetime import datetime
 
 import numpy as np
 
-from ..codec import from_us
 from ..enums import BarUnit, TradeType
 from ..models import Bar, Contract, Quote, tick_decimals
+from ..times import from_us
 from .instruments import PRODUCTS, ProductSpec, listed_contracts
 from .pricepath import BarArrays, PricePath, Ticks, bucket_starts
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import models
-from ..codec import envelope, failure, format_ts, to_us, to_wire
+from ..codec import envelope, failure, to_wire
 from ..enums import BarsError, BarUnit, ContractError, LoginError, SearchError
+from ..times import format_ts, to_us
 from .auth import Credentials, TokenIssuer
 from .engine import Simulator
 from .exchange import ExchangeError
