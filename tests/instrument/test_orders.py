@@ -279,13 +279,13 @@ async def test_apply_ignores_stale_repeated_and_foreign_updates(trading):
 async def test_commands_and_waits_from_another_threads_loop_run_on_the_managers_loop(trading):
     """A script or widget running asyncio.run in a thread: the order and its wait happen on the owner's loop."""
     sent_on: list[int] = []
-    place = trading.px.place_order
+    send = trading.px.send_order
 
     async def observed(*args, **kwargs):
         sent_on.append(threading.get_ident())
-        return await place(*args, **kwargs)
+        return await send(*args, **kwargs)
 
-    trading.px.place_order = observed  # observed, not replaced: the simulator still takes the order
+    trading.px.send_order = observed  # observed, not replaced: the simulator still takes the order
 
     async def trade():
         handle = await trading.orders.place_market_order(OrderSide.BUY, 1)
