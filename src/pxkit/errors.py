@@ -80,7 +80,11 @@ class TransportError(PxError):
 
 
 class ConnectionLostError(TransportError):
-    """The connection was refused, reset or dropped."""
+    """The connection was refused, reset or dropped; `address` (host:port) when it could not be made at all."""
+
+    def __init__(self, message: str, *, maybe_processed: bool = True, address: str | None = None) -> None:
+        super().__init__(message, maybe_processed=maybe_processed)
+        self.address = address
 
 
 class RequestTimeoutError(TransportError):

@@ -92,8 +92,9 @@ class ProjectX:
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        await self.transport.close()
+    async def close(self, reason: str = "the client is closed") -> None:
+        """Close the connections; every later command raises ClosedError saying `reason`, before anything is sent."""
+        await self.transport.close(reason)
 
     @property
     def tokens(self) -> TokenManager:
