@@ -32,7 +32,7 @@ async def test_market_order_fills_on_placement_and_its_handle_follows_the_hub(tr
     assert trading.of(*ORDER_EVENTS, order_id=handle.id) == [PLACED, FILLED]
     event = next(e for e in trading.events if e.type is FILLED)
     assert (event.source, event.data, event.timestamp) == ("MNQ", order, order.update_timestamp)
-    assert await trading.orders.get_order(handle.id) == order and await trading.orders.get_open_orders() == []
+    assert trading.orders.latest(handle.id) == order and await trading.orders.get_open_orders() == []
 
 
 async def test_a_handle_made_after_the_pushes_starts_from_their_latest_state(trading):
@@ -148,7 +148,7 @@ async def test_only_this_contracts_and_accounts_orders_reach_the_manager_and_its
     mine = await trading.orders.place_market_order("buy", 1)
     await mine.wait_filled(timeout=5)
     await trading.until(lambda: trading.positions.size == 1, "this account's MNQ position")
-    assert await trading.orders.get_order(es.order_id) is None and await trading.orders.get_order(
+    assert trading.orders.latest(es.order_id) is None and trading.orders.latest(
         other_account.order_id) is None
     assert {e.data.id for e in trading.events if e.type in ORDER_EVENTS} == {mine.id}
     assert all(e.data.contract_id == MNQ and e.data.account_id == ACCOUNT and e.source == "MNQ"
@@ -262,7 +262,7 @@ async def test_apply_ignores_stale_repeated_and_foreign_updates(trading):
     replay.apply(dataclasses.replace(opened, id=1, contract_id=ES), UserAction.CREATED)
     replay.apply(dataclasses.replace(opened, id=2, account_id=1002), UserAction.CREATED)
     assert seen == [CANCELLED] and replay.handle(handle.id).order == cancelled
-    assert await replay.get_order(1) is None and await replay.get_order(2) is None
+    assert replay.latest(1) is None and replay.latest(2) is None
     replay.apply(dataclasses.replace(opened, id=3), UserAction.CREATED)
     replay.apply(dataclasses.replace(opened, id=3), UserAction.DELETED)  # removed while working: cancelled
     assert seen == [CANCELLED, PLACED, CANCELLED] and replay.handle(3).status is OrderStatus.CANCELLED

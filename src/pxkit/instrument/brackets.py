@@ -1,4 +1,5 @@
-"""Order and bracket handles: live views of the orders a manager tracks, and the gate new orders pass."""
+"""Order and bracket handles (live views of the orders a manager tracks) and its Tracking sizes, what an order
+update means (stale or news, the events it stands for, a bracket's leg), and the gate new orders pass."""
 
 from __future__ import annotations
 
@@ -6,16 +7,45 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ..client.orders import is_positive_number
+from ..client.orders import build_order_request, is_positive_number, order_side
 from ..enums import OrderSide, OrderStatus, OrderType
 from ..errors import InputError, OrderEndedError, OrderTimeoutError, PxError, UnprotectedPositionError
+from ..events import EventType
 from ..loops import on_loop
 from ..models import Contract, Order, PlaceOrderRequest
 
 TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED})
 LEG_TYPES = {"stop": OrderType.STOP, "target": OrderType.LIMIT}
 BracketMode = Literal["native", "client"]  # who places and links the legs: the gateway, or ClientOCO
+EntryType = Literal["market", "limit", "stop"]
+_ENTRY_TYPES = {"market": (OrderType.MARKET, None), "limit": (OrderType.LIMIT, "limit_price"),
+                "stop": (OrderType.STOP, "stop_price")}  # entry_type -> (order type, the field entry_price goes to)
 OCO_TAG = "pxkit-oco-"  # customTag prefix of client-side bracket legs (never taken for native legs)
+_ENDED_EVENTS = {OrderStatus.CANCELLED: EventType.ORDER_CANCELLED, OrderStatus.EXPIRED: EventType.ORDER_CANCELLED,
+                 OrderStatus.REJECTED: EventType.ORDER_REJECTED}
+
+
+def is_stale(previous: Order, order: Order) -> bool:
+    """An update that is older than, or the same as, what is known (a final state is never undone)."""
+    older = (previous.update_timestamp is not None and order.update_timestamp is not None
+             and order.update_timestamp < previous.update_timestamp)
+    return previous == order or previous.status in TERMINAL or order.fill_volume < previous.fill_volume or older
+
+
+def order_events(previous: Order | None, order: Order) -> list[EventType]:
+    """The events an update that is not stale stands for: placed, (partly) filled, modified, cancelled, rejected."""
+    kinds: list[EventType] = []
+    if previous is None and order.status.is_working:
+        kinds.append(EventType.ORDER_PLACED)
+    if order.fill_volume > (previous.fill_volume if previous else 0):
+        kinds.append(EventType.ORDER_FILLED if order.status is OrderStatus.FILLED else EventType.ORDER_PARTIAL_FILL)
+    elif previous is not None and previous.status.is_working and order.status.is_working and (
+            (previous.size, previous.limit_price, previous.stop_price)
+            != (order.size, order.limit_price, order.stop_price)):
+        kinds.append(EventType.ORDER_MODIFIED)
+    if order.status in _ENDED_EVENTS and (previous is None or previous.status is not order.status):
+        kinds.append(_ENDED_EVENTS[order.status])
+    return kinds
 
 
 def ended_error(order: Order) -> OrderEndedError:
@@ -66,6 +96,42 @@ def leg_ticks(contract: Contract, name: str, side: OrderSide, offset: int | None
         where = "below" if direction < 0 else "above"
         raise InputError(f"{name}_price {price} must be {where} the entry {reference} for a {side.name}")
     return ticks
+
+
+def bracket_entry(contract: Contract, account_id: int, side: OrderSide | str, size: int, entry_type: EntryType,
+                  entry_price: float | None, legs: dict[str, tuple[int | None, float | None]],
+                  mode: BracketMode) -> tuple[PlaceOrderRequest, dict[str, int]]:
+    """A bracket's entry request and the signed ticks of its legs from `legs` (name -> (offset, price)); the
+    native legs ride on the request. InputError names the first problem; nothing is sent."""
+    side = order_side(side)
+    if entry_type not in _ENTRY_TYPES:
+        raise InputError(f"entry_type must be one of {', '.join(_ENTRY_TYPES)}, got {entry_type!r}")
+    order_type, price_field = _ENTRY_TYPES[entry_type]
+    ticks = {name: t for name, (offset, price) in legs.items()
+             if (t := leg_ticks(contract, name, side, offset, price, entry_price)) is not None}
+    if not ticks:
+        raise InputError("a bracket needs a stop or a target (an offset in ticks or a price)")
+    if mode not in ("native", "client"):
+        raise InputError(f"oco must be 'native' or 'client', got {mode!r}")
+    native = {"stop_loss_ticks": abs(ticks["stop"]) if "stop" in ticks else None,
+              "take_profit_ticks": abs(ticks["target"]) if "target" in ticks else None} if mode == "native" else {}
+    request = build_order_request(contract, account_id, side, size, order_type, **native,
+                                  **({price_field: entry_price} if price_field else {}))
+    return request, ticks
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """How much an OrderManager holds: the size of everything it keeps (each bounded; see OrderManager)."""
+
+    orders: int  # tracked orders, working and ended
+    ended: int  # ended orders kept, at most `max_ended`
+    evicted: int  # ids of evicted orders remembered, at most `max_ended`
+    waiters: int  # futures waiting for an order to end
+    claimed: int  # tracked orders identified as native bracket legs
+    brackets: int  # native brackets waiting for their legs
+    links: int  # client-side brackets being linked
+    tasks: int  # running bracket guards and links
 
 
 class OrderGate(Protocol):
@@ -180,6 +246,20 @@ class BracketHandle:
     def settled(self) -> bool:
         """The legs came, or the bracket ended with `error`."""
         return self._settled.is_set()
+
+    def native_leg(self, entry: Order, candidate: Order, tick_size: float) -> str | None:
+        """The leg ("stop", "target") still missing that `candidate` is, when it is the order the gateway attaches
+        at the entry's fill ± its ticks; None otherwise. Client-side legs (OCO_TAG) are never native."""
+        if (entry.filled_price is None or candidate.id <= entry.id or candidate.side is not entry.side.opposite
+                or (candidate.custom_tag or "").startswith(OCO_TAG)):
+            return None
+        for name, ticks in self.ticks.items():
+            price = candidate.stop_price if name == "stop" else candidate.limit_price
+            expected = entry.filled_price + ticks * tick_size
+            if (name not in self.leg_ids and candidate.type is LEG_TYPES[name] and price is not None
+                    and abs(price - expected) <= tick_size * 1.5):  # the entry's average may round
+                return name
+        return None
 
     def _leg(self, name: str) -> OrderHandle | None:
         leg_id = self.leg_ids.get(name)

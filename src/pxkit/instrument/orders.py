@@ -7,11 +7,11 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from ..client.http import ProjectX
-from ..client.orders import PlacedOrder, build_modify_request, build_order_request, order_side
+from ..client.orders import PlacedOrder, build_modify_request, build_order_request
 from ..enums import OrderSide, OrderStatus, OrderType, UserAction
 from ..errors import (
     InputError,
@@ -21,19 +21,22 @@ from ..errors import (
     PositionNotFoundError,
     PxError,
 )
-from ..events import EventBus, EventType
+from ..events import EventBus
 from ..loops import on_loop, running_loop
 from ..models import Contract, Order, PlaceOrderRequest
 from .brackets import (
-    LEG_TYPES,
     OCO_TAG,
     TERMINAL,
     BracketHandle,
     BracketMode,
+    EntryType,
     OrderGate,
     OrderHandle,
+    Tracking,
+    bracket_entry,
     ended_error,
-    leg_ticks,
+    is_stale,
+    order_events,
     timeout_error,
     unprotected_error,
 )
@@ -42,25 +45,7 @@ from .oco import ClientOCO
 log = logging.getLogger(__name__)
 
 MAX_ENDED = 1_000  # ended orders an OrderManager keeps by default, least recently ended evicted first
-_ENDED_EVENTS = {OrderStatus.CANCELLED: EventType.ORDER_CANCELLED, OrderStatus.EXPIRED: EventType.ORDER_CANCELLED,
-                 OrderStatus.REJECTED: EventType.ORDER_REJECTED}
-_ENTRY_TYPES = {"market": (OrderType.MARKET, None), "limit": (OrderType.LIMIT, "limit_price"),
-                "stop": (OrderType.STOP, "stop_price")}  # entry_type -> (order type, the field entry_price goes to)
 OrderObserver = Callable[[Order | None, Order], None]  # (previous state or None, the update kept)
-
-
-@dataclass(frozen=True, slots=True)
-class Tracking:
-    """How much an OrderManager holds: the size of everything it keeps (each bounded; see OrderManager)."""
-
-    orders: int  # tracked orders, working and ended
-    ended: int  # ended orders kept, at most `max_ended` (plus those a live bracket still watches)
-    evicted: int  # ids of evicted orders remembered, at most `max_ended`
-    waiters: int  # futures waiting for an order to end
-    claimed: int  # tracked orders identified as native bracket legs
-    brackets: int  # native brackets waiting for their legs
-    links: int  # client-side brackets being linked
-    tasks: int  # running bracket guards and links
 
 
 class OrderManager:
@@ -112,7 +97,7 @@ class OrderManager:
         if action is UserAction.DELETED and order.status.is_working:
             order = replace(order, status=OrderStatus.CANCELLED)  # removed by the gateway
         previous = self._orders.get(order.id)
-        if (previous is not None and _stale(previous, order)) or (previous is None and order.id in self._evicted):
+        if (previous is not None and is_stale(previous, order)) or (previous is None and order.id in self._evicted):
             return
         self._orders[order.id] = order
         self._emit(previous, order)
@@ -146,38 +131,22 @@ class OrderManager:
                 del self._evicted[next(iter(self._evicted))]
 
     def _emit(self, previous: Order | None, order: Order) -> None:
-        kinds: list[EventType] = []
-        if previous is None and order.status.is_working:
-            kinds.append(EventType.ORDER_PLACED)
-        if order.fill_volume > (previous.fill_volume if previous else 0):
-            kinds.append(EventType.ORDER_FILLED if order.status is OrderStatus.FILLED else EventType.ORDER_PARTIAL_FILL)
-        elif previous is not None and previous.status.is_working and order.status.is_working and (
-                (previous.size, previous.limit_price, previous.stop_price)
-                != (order.size, order.limit_price, order.stop_price)):
-            kinds.append(EventType.ORDER_MODIFIED)
-        if order.status in _ENDED_EVENTS and (previous is None or previous.status is not order.status):
-            kinds.append(_ENDED_EVENTS[order.status])
         stamp = order.update_timestamp or order.creation_timestamp
-        for kind in kinds:
+        for kind in order_events(previous, order):
             self.bus.emit_nowait(kind, order, source=self.symbol, timestamp=stamp)
 
     def _link(self, bracket: BracketHandle, candidate: Order) -> None:
         """Claim `candidate` as a leg of `bracket` when it is the order the gateway attaches on the entry's fill."""
         entry = self._orders.get(bracket.entry.id)
-        if (entry is None or entry.filled_price is None or candidate.id <= entry.id or candidate.id in self._claimed
-                or candidate.side is not entry.side.opposite or (candidate.custom_tag or "").startswith(OCO_TAG)):
+        name = None if entry is None or candidate.id in self._claimed else bracket.native_leg(
+            entry, candidate, self.contract.tick_size)
+        if name is None:
             return
-        for name, ticks in bracket.ticks.items():
-            price = candidate.stop_price if name == "stop" else candidate.limit_price
-            expected = entry.filled_price + ticks * self.contract.tick_size
-            if (name not in bracket.leg_ids and candidate.type is LEG_TYPES[name] and price is not None
-                    and abs(price - expected) <= self.contract.tick_size * 1.5):  # the entry's average may round
-                bracket.leg_ids[name] = candidate.id
-                self._claimed.add(candidate.id)
-                if bracket.protected:
-                    self._brackets.remove(bracket)
-                    bracket.settle()
-                return
+        bracket.leg_ids[name] = candidate.id
+        self._claimed.add(candidate.id)
+        if bracket.protected:
+            self._brackets.remove(bracket)
+            bracket.settle()
 
     def latest(self, order_id: int) -> Order | None:
         """The latest state of a tracked order; None when not seen yet or evicted."""
@@ -224,9 +193,6 @@ class OrderManager:
     async def get_open_orders(self) -> list[Order]:
         """Working orders, oldest first, as the hub last reported them."""
         return self.working()
-
-    async def get_order(self, order_id: int) -> Order | None:
-        return self._orders.get(order_id)
 
     def is_bracket_leg(self, order_id: int) -> bool:
         """Whether the order is a native bracket leg of this process's brackets (it only ever closes)."""
@@ -303,7 +269,7 @@ class OrderManager:
         return await self.place_order(OrderSide.SELL, size, OrderType.JOIN_ASK)
 
     async def place_bracket_order(
-        self, side: OrderSide | str, size: int, *, entry_type: Literal["market", "limit", "stop"] = "market",
+        self, side: OrderSide | str, size: int, *, entry_type: EntryType = "market",
         entry_price: float | None = None, stop_offset: int | None = None, stop_price: float | None = None,
         target_offset: int | None = None, target_price: float | None = None, oco: BracketMode = "native",
     ) -> BracketHandle:
@@ -319,25 +285,13 @@ class OrderManager:
         return await on_loop(self.loop, self._place_bracket(side, size, entry_type, entry_price, stop_offset,
                                                             stop_price, target_offset, target_price, oco))
 
-    async def _place_bracket(self, side: OrderSide | str, size: int, entry_type: str, entry_price: float | None,
+    async def _place_bracket(self, side: OrderSide | str, size: int, entry_type: EntryType, entry_price: float | None,
                              stop_offset: int | None, stop_price: float | None, target_offset: int | None,
                              target_price: float | None, oco: BracketMode) -> BracketHandle:
-        side = order_side(side)
-        if entry_type not in _ENTRY_TYPES:
-            raise InputError(f"entry_type must be one of {', '.join(_ENTRY_TYPES)}, got {entry_type!r}")
-        order_type, price_field = _ENTRY_TYPES[entry_type]
-        stop = leg_ticks(self.contract, "stop", side, stop_offset, stop_price, entry_price)
-        target = leg_ticks(self.contract, "target", side, target_offset, target_price, entry_price)
-        if stop is None and target is None:
-            raise InputError("a bracket needs a stop or a target (an offset in ticks or a price)")
-        if oco not in ("native", "client"):
-            raise InputError(f"oco must be 'native' or 'client', got {oco!r}")
-        legs = {"stop_loss_ticks": abs(stop) if stop else None, "take_profit_ticks": abs(target) if target else None}
-        request = build_order_request(self.contract, self.account_id, side, size, order_type,
-                                      **(legs if oco == "native" else {}),
-                                      **({price_field: entry_price} if price_field else {}))
+        request, ticks = bracket_entry(self.contract, self.account_id, side, size, entry_type, entry_price,
+                                       {"stop": (stop_offset, stop_price), "target": (target_offset, target_price)},
+                                       oco)
         placed = await self._send(request)
-        ticks = {name: t for name, t in (("stop", stop), ("target", target)) if t is not None}
         bracket = BracketHandle(self, placed.order_id, ticks, oco)
         if oco == "client":
             self._start_link(ClientOCO(self, bracket))
@@ -347,7 +301,7 @@ class OrderManager:
                 self._link(bracket, seen)
             if not bracket.protected:
                 self._start(self._guard(bracket), f"pxkit-bracket-{placed.order_id}")
-        if order_type is OrderType.MARKET:
+        if request.type is OrderType.MARKET:
             await bracket.wait_legs()
         return bracket
 
@@ -439,10 +393,3 @@ class OrderManager:
 
 def _order_id(order: int | OrderHandle) -> int:
     return order.id if isinstance(order, OrderHandle) else order
-
-
-def _stale(previous: Order, order: Order) -> bool:
-    """An update that is older than, or the same as, what is known (a final state is never undone)."""
-    older = (previous.update_timestamp is not None and order.update_timestamp is not None
-             and order.update_timestamp < previous.update_timestamp)
-    return previous == order or previous.status in TERMINAL or order.fill_volume < previous.fill_volume or older
