@@ -305,3 +305,15 @@ async def test_commands_and_waits_from_another_threads_loop_run_on_the_managers_
     assert filled.status is OrderStatus.FILLED and trading.sim_order(filled.id).fill_volume == 1
     assert cancelled.status is OrderStatus.CANCELLED
     assert sent_on == [threading.get_ident()] * 2
+
+
+async def test_bracket_distances_are_whole_ticks_above_zero_for_either_side(trading):
+    sent = len(trading.sim.requests)
+    calls = [trading.orders.place_bracket_order("sell", 1, stop_offset=-4),
+             trading.orders.place_bracket_order("buy", 1, target_offset=0),
+             trading.px.place_order(MNQ, "sell", 1, stop_loss_ticks=-4),
+             trading.px.place_order(MNQ, "buy", 1, take_profit_ticks=1.5)]
+    for call in calls:
+        with pytest.raises(InputError, match=r"distance from the entry in whole ticks > 0 \(the side sets its"):
+            await call
+    assert len(trading.sim.requests) == sent
