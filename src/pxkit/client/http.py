@@ -202,20 +202,6 @@ class ProjectX:
 
     # ------------------------------------------------------------------ orders
 
-    async def order_request(
-        self, symbol: str, side: OrderSide | str, size: int, *, order_type: OrderType | int = OrderType.MARKET,
-        limit_price: float | None = None, stop_price: float | None = None, trail_price: float | None = None,
-        stop_loss_ticks: int | None = None, take_profit_ticks: int | None = None,
-        stop_loss_type: OrderType = OrderType.STOP, take_profit_type: OrderType = OrderType.LIMIT,
-        custom_tag: str | None = None, round_to_tick: bool = False, account_id: int | None = None,
-    ) -> PlaceOrderRequest:
-        """The validated PlaceOrderRequest that `place_order` sends (see there); nothing is sent."""
-        return build_order_request(
-            await self.get_instrument(symbol), self._account_id(account_id), side, size, order_type,
-            limit_price=limit_price, stop_price=stop_price, trail_price=trail_price, stop_loss_ticks=stop_loss_ticks,
-            take_profit_ticks=take_profit_ticks, stop_loss_type=stop_loss_type, take_profit_type=take_profit_type,
-            custom_tag=custom_tag, round_to_tick=round_to_tick)
-
     async def place_order(
         self, symbol: str, side: OrderSide | str, size: int, *, order_type: OrderType | int = OrderType.MARKET,
         limit_price: float | None = None, stop_price: float | None = None, trail_price: float | None = None,
@@ -230,15 +216,16 @@ class ProjectX:
         `target_offset`) are whole ticks > 0 from the entry's fill, whatever the side: a buy's stop goes below
         and its target above, a sell's the other way round. The gateway attaches the legs when the entry fills.
         """
-        request = await self.order_request(
-            symbol, side, size, order_type=order_type, limit_price=limit_price, stop_price=stop_price,
-            trail_price=trail_price, stop_loss_ticks=stop_loss_ticks, take_profit_ticks=take_profit_ticks,
-            stop_loss_type=stop_loss_type, take_profit_type=take_profit_type, custom_tag=custom_tag,
-            round_to_tick=round_to_tick, account_id=account_id)
+        request = build_order_request(
+            await self.get_instrument(symbol), self._account_id(account_id), side, size, order_type,
+            limit_price=limit_price, stop_price=stop_price, trail_price=trail_price, stop_loss_ticks=stop_loss_ticks,
+            take_profit_ticks=take_profit_ticks, stop_loss_type=stop_loss_type, take_profit_type=take_profit_type,
+            custom_tag=custom_tag, round_to_tick=round_to_tick)
         return await self.send_order(request, verify=verify)
 
     async def send_order(self, request: PlaceOrderRequest, *, verify: bool | None = None) -> PlacedOrder:
-        """Send a request built by `order_request` (or `client.orders.build_order_request`) under its customTag.
+        """Send a request built by `client.orders.build_order_request` (as `place_order` and OrderManager do) under
+        its customTag, once: see `place_order`.
 
         With `verify` (default: `config.verify_orders`) the placed order is looked up before this returns.
         """
