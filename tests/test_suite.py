@@ -15,7 +15,7 @@ import pytest
 from pxkit import EventType, OrderSide, OrderStatus, ProjectXConfig, TradingSuite
 from pxkit.client.realtime import MARKET
 from pxkit.enums import TradeType
-from pxkit.errors import InputError, InstrumentNotFoundError, PxError
+from pxkit.errors import ClosedError, InputError, InstrumentNotFoundError
 from pxkit.events import Event
 from pxkit.messages import TradesPushed
 from pxkit.models import Bar, MarketTrade
@@ -213,11 +213,16 @@ async def test_a_starter_used_as_the_suite_says_to_await_it_and_starts_nothing(s
 async def test_a_closed_suite_says_so(sim: SimServer) -> None:
     async with open_suite(sim, ["MNQ", "ES"], timeframes=["1min"]) as suite:
         assert suite.portfolio.exposures() == {"MNQ": 0.0, "ES": 0.0}
+        mnq = suite["MNQ"]
     for use in (lambda: suite["MNQ"], suite.portfolio.exposures, suite.portfolio.get_portfolio_pnl):
-        with pytest.raises(PxError, match="this suite is closed"):
+        with pytest.raises(ClosedError, match="this suite is closed"):
             use()
-    with pytest.raises(PxError, match="this suite is closed"):
+    with pytest.raises(ClosedError, match="this suite is closed"):
         await suite.portfolio.correlation_matrix("1min", count=10)
+    placed = len([r for r in sim.requests if r.path.endswith("/Order/place")])
+    with pytest.raises(ClosedError, match="this suite is closed"):  # a context kept from before the close
+        await mnq.orders.place_market_order("buy", 1)
+    assert len([r for r in sim.requests if r.path.endswith("/Order/place")]) == placed  # nothing reached the wire
 
 
 async def test_bar_counts_are_checked_before_reading(sim: SimServer) -> None:

@@ -28,6 +28,7 @@ from .errors import (
     AccountNotFoundError,
     AuthenticationError,
     CircuitOpenError,
+    ClosedError,
     ConfigError,
     ConnectionLostError,
     ContractNotFoundError,
@@ -37,9 +38,11 @@ from .errors import (
     InsufficientFundsError,
     InvalidRequestError,
     OrderEndedError,
+    OrderEvictedError,
     OrderNotFoundError,
     OrderRejectedError,
     OrderStateUnknownError,
+    OrderTimeoutError,
     PositionNotFoundError,
     ProtocolError,
     PxError,
@@ -52,8 +55,8 @@ from .errors import (
     UnprotectedPositionError,
 )
 from .events import PAYLOADS, Event, EventBus, EventType
+from .instrument.brackets import BracketHandle, OrderHandle
 from .instrument.context import InstrumentContext
-from .instrument.orders import BracketHandle, OrderHandle
 from .messages import (
     ConnectionChanged,
     DepthPushed,
@@ -80,6 +83,7 @@ __all__ = [
     "BarUnit",
     "BracketHandle",
     "CircuitOpenError",
+    "ClosedError",
     "ConfigError",
     "ConnectionChanged",
     "ConnectionLostError",
@@ -103,12 +107,14 @@ __all__ = [
     "MarketTrade",
     "Order",
     "OrderEndedError",
+    "OrderEvictedError",
     "OrderHandle",
     "OrderNotFoundError",
     "OrderRejectedError",
     "OrderSide",
     "OrderStateUnknownError",
     "OrderStatus",
+    "OrderTimeoutError",
     "OrderType",
     "PlacedOrder",
     "Portfolio",

@@ -14,7 +14,10 @@
     │   ├── RateLimitError          HTTP 429 (carries retry_after)
     │   └── ServerError             HTTP 408 / 5xx
     ├── CircuitOpenError            calls fail fast while the breaker is open
+    ├── ClosedError                 a command on a client (or suite) after it was closed; nothing was sent
     ├── OrderEndedError             an order ended before it was completely filled (carries the order)
+    ├── OrderTimeoutError (TimeoutError)  an order did not end in time (carries its id, last state, timeout)
+    ├── OrderEvictedError           an order ended so long ago that its manager no longer tracks it
     ├── OrderStateUnknownError      an order may be live, but its answer and its tag look-up failed (carries the tag)
     ├── UnprotectedPositionError    a bracket entry filled without its legs; the position was flattened
     ├── RiskStateError              the risk store is corrupt, unreadable or of an unknown schema version
@@ -77,7 +80,11 @@ class TransportError(PxError):
 
 
 class ConnectionLostError(TransportError):
-    """The connection was refused, reset or dropped."""
+    """The connection was refused, reset or dropped; `address` (host:port) when it could not be made at all."""
+
+    def __init__(self, message: str, *, maybe_processed: bool = True, address: str | None = None) -> None:
+        super().__init__(message, maybe_processed=maybe_processed)
+        self.address = address
 
 
 class RequestTimeoutError(TransportError):
@@ -102,6 +109,26 @@ class ServerError(TransportError):
 
 class CircuitOpenError(PxError):
     """The circuit breaker is open: the call was not attempted."""
+
+
+class ClosedError(PxError):
+    """A command after `close()`: refused before anything reached the wire; the message says what was closed."""
+
+
+class OrderTimeoutError(PxError, TimeoutError):
+    """An order did not end within `timeout` s; `order` is its last known state (None: never seen)."""
+
+    def __init__(self, message: str, *, order_id: int, order: Any, timeout: float | None) -> None:
+        super().__init__(message)
+        self.order_id, self.order, self.timeout = order_id, order, timeout
+
+
+class OrderEvictedError(PxError):
+    """The order ended long ago and its manager keeps only its most recent ended orders; `search_orders` has it."""
+
+    def __init__(self, message: str, *, order_id: int) -> None:
+        super().__init__(message)
+        self.order_id = order_id
 
 
 class OrderEndedError(PxError):

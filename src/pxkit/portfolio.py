@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .errors import InputError, PxError
+from .errors import ClosedError, InputError
 from .instrument.context import InstrumentContext
 
 
@@ -76,7 +76,7 @@ class Portfolio:
     @property
     def _contexts(self) -> Mapping[str, InstrumentContext]:
         if self._closed():
-            raise PxError("this suite is closed; its portfolio is no longer kept")
+            raise ClosedError("this suite is closed; its portfolio is no longer kept")
         return self._all
 
     def exposures(self) -> dict[str, float]:

@@ -27,7 +27,7 @@ from .client.hublink import LinkSettings
 from .client.realtime import MARKET, USER, ProjectXRealtimeClient
 from .client.resilience import CircuitState
 from .config import ProjectXConfig
-from .errors import InputError, PxError
+from .errors import ClosedError, InputError, PxError
 from .events import Event, EventBus, EventType
 from .instrument.bars import Timeframe
 from .instrument.context import InstrumentContext
@@ -286,7 +286,7 @@ class TradingSuite:
 
     def __getitem__(self, symbol: str) -> InstrumentContext:
         if self._closed:
-            raise PxError(f"this suite is closed; {symbol!r} is no longer served")
+            raise ClosedError(f"this suite is closed; {symbol!r} is no longer served")
         try:
             return self.contexts[symbol.upper()]
         except (KeyError, AttributeError):

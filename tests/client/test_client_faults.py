@@ -222,7 +222,7 @@ async def test_place_order_after_a_fault_places_exactly_once(
     async with client(sim, **FAST_RETRY) as px:
         await px.get_instrument("MNQ")  # resolved before the fault, so the fault hits Order/place itself
         await fault(sim)
-        legs = {"stop_loss_ticks": -40, "take_profit_ticks": 80} if bracket else {}
+        legs = {"stop_loss_ticks": 40, "take_profit_ticks": 80} if bracket else {}
         placed = await px.place_order("MNQ", "buy", 1, **legs)
         orders = await px.search_orders()
         tagged = [o for o in orders if o.custom_tag == placed.custom_tag]

@@ -162,7 +162,7 @@ async def test_place_order_types(sim: SimServer, px: ProjectX, case: str) -> Non
 
 
 @pytest.mark.parametrize(("side", "sl", "tp", "order_type"), [
-    ("buy", -10, 20, OrderType.MARKET), ("sell", 10, -20, OrderType.MARKET), ("buy", -8, 12, OrderType.LIMIT),
+    ("buy", 10, 20, OrderType.MARKET), ("sell", 10, 20, OrderType.MARKET), ("buy", 8, 12, OrderType.LIMIT),
 ])
 async def test_place_order_with_brackets(sim: SimServer, px: ProjectX, side: str, sl: int, tp: int,
                                          order_type: OrderType) -> None:
@@ -170,18 +170,20 @@ async def test_place_order_with_brackets(sim: SimServer, px: ProjectX, side: str
     placed = await px.place_order("MNQ", side, 1, order_type=order_type, stop_loss_ticks=sl, take_profit_ticks=tp,
                                   verify=True, **price)
     assert placed.order is not None and placed.order.status is OrderStatus.FILLED
-    assert sent(sim, PLACE)[-1]["stopLossBracket"] == {"ticks": sl, "type": int(OrderType.STOP)}
+    sign = 1 if side == "buy" else -1  # distances are unsigned; the wire's ticks are signed from the entry
+    assert sent(sim, PLACE)[-1]["stopLossBracket"] == {"ticks": -sign * sl, "type": int(OrderType.STOP)}
+    assert sent(sim, PLACE)[-1]["takeProfitBracket"] == {"ticks": sign * tp, "type": int(OrderType.LIMIT)}
     entry = placed.order.filled_price
     legs = {o.type: o for o in await px.search_open_orders()}
     exit_side = OrderSide.SELL if side == "buy" else OrderSide.BUY
-    assert legs[OrderType.STOP].stop_price == entry + sl * 0.25 and legs[OrderType.STOP].side is exit_side
-    assert legs[OrderType.LIMIT].limit_price == entry + tp * 0.25 and legs[OrderType.LIMIT].side is exit_side
+    assert legs[OrderType.STOP].stop_price == entry - sign * sl * 0.25 and legs[OrderType.STOP].side is exit_side
+    assert legs[OrderType.LIMIT].limit_price == entry + sign * tp * 0.25 and legs[OrderType.LIMIT].side is exit_side
     assert {o.size for o in legs.values()} == {1}
 
 
 async def test_resting_entry_has_no_legs_until_filled(px: ProjectX) -> None:
     placed = await px.place_order("MNQ", "buy", 1, order_type=OrderType.LIMIT, limit_price=FAR_BID,
-                                  stop_loss_ticks=-10, take_profit_ticks=10)
+                                  stop_loss_ticks=10, take_profit_ticks=10)
     assert [o.id for o in await px.search_open_orders()] == [placed.order_id]
 
 
@@ -319,11 +321,12 @@ BAD_ORDERS: dict[str, tuple[Any, Any, dict[str, Any]]] = {  # place_order("MNQ",
     "missing-limit": ("buy", 1, {"order_type": OrderType.LIMIT}), "stop-on-market": ("buy", 1, {"stop_price": 2e4}),
     "missing-trail": ("sell", 1, {"order_type": OrderType.TRAILING_STOP}),
     "limit-on-stop": ("buy", 1, {**STOP, "stop_price": 21000.0, "limit_price": 21000.0}),
-    "buy-sl-positive": ("buy", 1, {"stop_loss_ticks": 10}), "sell-tp-positive": ("sell", 1, {"take_profit_ticks": 10}),
-    "buy-tp-negative": ("buy", 1, {"take_profit_ticks": -10}), "sell-sl-negative": ("sell", 1, {"stop_loss_ticks": -9}),
+    "buy-sl-negative": ("buy", 1, {"stop_loss_ticks": -10}), "sell-sl-negative": ("sell", 1, {"stop_loss_ticks": -9}),
+    "buy-tp-negative": ("buy", 1, {"take_profit_ticks": -10}),
+    "sell-tp-negative": ("sell", 1, {"take_profit_ticks": -10}),
     "zero-sl": ("buy", 1, {"stop_loss_ticks": 0}), "zero-tp": ("sell", 1, {**LIMIT, "take_profit_ticks": 0}),
-    "fraction-ticks": ("buy", 1, {"stop_loss_ticks": -2.5}),
-    "market-leg": ("buy", 1, {"stop_loss_ticks": -4, "stop_loss_type": OrderType.MARKET}),
+    "fraction-ticks": ("buy", 1, {"stop_loss_ticks": 2.5}), "bool-ticks": ("buy", 1, {"take_profit_ticks": True}),
+    "market-leg": ("buy", 1, {"stop_loss_ticks": 4, "stop_loss_type": OrderType.MARKET}),
     "stop-limit": ("buy", 1, {"order_type": OrderType.STOP_LIMIT}), "type-3": ("buy", 1, {"order_type": 3}),
     "blank-tag": ("buy", 1, {"custom_tag": "  "}),
 }

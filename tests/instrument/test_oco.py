@@ -127,8 +127,8 @@ async def test_an_entry_ending_unfilled_is_reported_and_ends_the_link(trading):
     with pytest.raises(OrderEndedError) as info:
         await bracket.wait_legs(timeout=5)
     assert info.value.order.status is OrderStatus.CANCELLED and bracket.stop is None
-    await trading.until(lambda: not trading.orders._tasks, "the link's task ending by itself")
-    assert trading.orders._ocos == [] and working_at_sim(trading) == []
+    await trading.until(lambda: not trading.orders.tracking().tasks, "the link's task ending by itself")
+    assert trading.orders.tracking().links == 0 and working_at_sim(trading) == []
 
 
 async def test_aclose_cancels_every_link_task(trading):
@@ -137,9 +137,10 @@ async def test_aclose_cancels_every_link_task(trading):
     filled = await trading.orders.place_bracket_order("buy", 1, stop_offset=8, target_offset=8, oco="client")
     assert filled.protected and not resting.entry.done
     links = [t for t in asyncio.all_tasks() if t.get_name().startswith("pxkit-oco-")]
-    assert len(links) == 2 and set(links) == trading.orders._tasks
+    assert len(links) == 2 and (trading.orders.tracking().tasks, trading.orders.tracking().links) == (2, 2)
     await trading.orders.aclose()
-    assert all(t.cancelled() for t in links) and not trading.orders._tasks and trading.orders._ocos == []
+    assert all(t.cancelled() for t in links)
+    assert (trading.orders.tracking().tasks, trading.orders.tracking().links) == (0, 0)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("pxkit-oco-")]
     with pytest.raises(PxError, match="closed"):
         await resting.wait_legs()  # released, not left waiting forever

@@ -33,7 +33,7 @@ async def test_market_order_fills_on_placement_and_its_handle_follows_the_hub(tr
     assert trading.of(*ORDER_EVENTS, order_id=handle.id) == [PLACED, FILLED]
     event = next(e for e in trading.events if e.type is FILLED)
     assert (event.source, event.data, event.timestamp) == ("MNQ", order, order.update_timestamp)
-    assert await trading.orders.get_order(handle.id) == order and await trading.orders.get_open_orders() == []
+    assert trading.orders.latest(handle.id) == order and await trading.orders.get_open_orders() == []
 
 
 async def test_a_handle_made_after_the_pushes_starts_from_their_latest_state(trading):
@@ -149,7 +149,7 @@ async def test_only_this_contracts_and_accounts_orders_reach_the_manager_and_its
     mine = await trading.orders.place_market_order("buy", 1)
     await mine.wait_filled(timeout=5)
     await trading.until(lambda: trading.positions.size == 1, "this account's MNQ position")
-    assert await trading.orders.get_order(es.order_id) is None and await trading.orders.get_order(
+    assert trading.orders.latest(es.order_id) is None and trading.orders.latest(
         other_account.order_id) is None
     assert {e.data.id for e in trading.events if e.type in ORDER_EVENTS} == {mine.id}
     assert all(e.data.contract_id == MNQ and e.data.account_id == ACCOUNT and e.source == "MNQ"
@@ -263,7 +263,7 @@ async def test_apply_ignores_stale_repeated_and_foreign_updates(trading):
     replay.apply(dataclasses.replace(opened, id=1, contract_id=ES), UserAction.CREATED)
     replay.apply(dataclasses.replace(opened, id=2, account_id=1002), UserAction.CREATED)
     assert seen == [CANCELLED] and replay.handle(handle.id).order == cancelled
-    assert await replay.get_order(1) is None and await replay.get_order(2) is None
+    assert replay.latest(1) is None and replay.latest(2) is None
     replay.apply(dataclasses.replace(opened, id=3), UserAction.CREATED)
     replay.apply(dataclasses.replace(opened, id=3), UserAction.DELETED)  # removed while working: cancelled
     assert seen == [CANCELLED, PLACED, CANCELLED] and replay.handle(3).status is OrderStatus.CANCELLED
@@ -280,13 +280,13 @@ async def test_apply_ignores_stale_repeated_and_foreign_updates(trading):
 async def test_commands_and_waits_from_another_threads_loop_run_on_the_managers_loop(trading):
     """A script or widget running asyncio.run in a thread: the order and its wait happen on the owner's loop."""
     sent_on: list[int] = []
-    place = trading.px.place_order
+    send = trading.px.send_order
 
     async def observed(*args, **kwargs):
         sent_on.append(threading.get_ident())
-        return await place(*args, **kwargs)
+        return await send(*args, **kwargs)
 
-    trading.px.place_order = observed  # observed, not replaced: the simulator still takes the order
+    trading.px.send_order = observed  # observed, not replaced: the simulator still takes the order
 
     async def trade():
         handle = await trading.orders.place_market_order(OrderSide.BUY, 1)
@@ -306,3 +306,15 @@ async def test_commands_and_waits_from_another_threads_loop_run_on_the_managers_
     assert filled.status is OrderStatus.FILLED and trading.sim_order(filled.id).fill_volume == 1
     assert cancelled.status is OrderStatus.CANCELLED
     assert sent_on == [threading.get_ident()] * 2
+
+
+async def test_bracket_distances_are_whole_ticks_above_zero_for_either_side(trading):
+    sent = len(trading.sim.requests)
+    calls = [trading.orders.place_bracket_order("sell", 1, stop_offset=-4),
+             trading.orders.place_bracket_order("buy", 1, target_offset=0),
+             trading.px.place_order(MNQ, "sell", 1, stop_loss_ticks=-4),
+             trading.px.place_order(MNQ, "buy", 1, take_profit_ticks=1.5)]
+    for call in calls:
+        with pytest.raises(InputError, match=r"distance from the entry in whole ticks > 0 \(the side sets its"):
+            await call
+    assert len(trading.sim.requests) == sent

@@ -11,7 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..codec import to_wire
 from ..errors import AuthenticationError, GatewayError, ProtocolError, TransportError
+from ..models import LoginKeyRequest
 from .answers import is_whole
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ class TokenManager:
         return await self._after_change()
 
     async def _login(self) -> None:
-        body = await self._post(LOGIN_PATH, {"userName": self._username, "apiKey": self._api_key}, None)
+        body = await self._post(LOGIN_PATH, to_wire(LoginKeyRequest(self._username, self._api_key)), None)
         if body.get("success") is not True:
             code = body.get("errorCode")
             code = code if is_whole(code) else None

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import polars as pl
 
 from ..enums import BarUnit
 from ..errors import InputError
-from ..models import Bar
-from ..times import format_ts
+from ..models import Bar, BarsRequest
 
 MAX_BARS_PER_REQUEST = 20_000
 BAR_SCHEMA = {"timestamp": pl.Datetime("us", "UTC"), "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
@@ -30,7 +28,7 @@ _UNIT_NAMES = {spelling: unit for unit, spellings in UNIT_SPELLINGS.items() for 
 _AMBIGUOUS = {"M"}
 _ACCEPTED = "; ".join(f"{unit.name.lower()}: {', '.join(spellings)}" for unit, spellings in UNIT_SPELLINGS.items())
 
-FetchPage = Callable[[dict[str, Any]], Awaitable[list[Bar]]]  # a retrieveBars body -> the bars of its answer
+FetchPage = Callable[[BarsRequest], Awaitable[list[Bar]]]  # a retrieveBars request -> the bars of its answer
 
 
 def _whole(value: object) -> bool:
@@ -87,9 +85,7 @@ async def fetch_bars(fetch_page: FetchPage, contract_id: str, start: datetime, e
     cursor = end
     while True:
         want = MAX_BARS_PER_REQUEST if limit is None else min(MAX_BARS_PER_REQUEST, limit - len(seen))
-        page = await fetch_page({"contractId": contract_id, "live": False, "startTime": format_ts(start),
-                                 "endTime": format_ts(cursor), "unit": int(unit), "unitNumber": unit_number,
-                                 "limit": want, "includePartialBar": partial})
+        page = await fetch_page(BarsRequest(contract_id, False, start, cursor, unit, unit_number, want, partial))
         fresh = [b for b in page if b.timestamp not in seen and start <= b.timestamp < end]
         seen.update((b.timestamp, b) for b in fresh)
         oldest = min((b.timestamp for b in page), default=None)

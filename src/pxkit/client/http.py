@@ -28,20 +28,37 @@ from ..errors import (
     PxError,
     TransportError,
 )
-from ..models import Account, Bar, Contract, Order, PlaceOrderRequest, Position, Trade
-from ..times import format_ts
+from ..models import (
+    Account,
+    AccountRequest,
+    AccountSearchRequest,
+    Bar,
+    BarsRequest,
+    CancelOrderRequest,
+    ClosePositionRequest,
+    Contract,
+    ContractByIdRequest,
+    ContractSearchRequest,
+    ModifyOrderRequest,
+    Order,
+    PartialCloseRequest,
+    PlaceOrderRequest,
+    Position,
+    Trade,
+    WindowSearchRequest,
+)
 from .answers import HISTORY_PATH, order_id_in
 from .auth import TokenManager
 from .bars import bar_unit, bars_frame, fetch_bars, utc, window
 from .instruments import is_contract_id, normalise, pick_contract
-from .orders import PlacedOrder, build_order_request, is_positive_number
+from .orders import PlacedOrder, build_modify_request, build_order_request, check_size
 from .transport import GatewayTransport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TAG_LOOKBACK = timedelta(days=1)  # how far back a lost order is looked for by its tag
-PLACE_PATH, CANCEL_PATH = "/api/Order/place", "/api/Order/cancel"
+PLACE_PATH, MODIFY_PATH, CANCEL_PATH = "/api/Order/place", "/api/Order/modify", "/api/Order/cancel"
 CLOSE_PATH, PARTIAL_CLOSE_PATH = "/api/Position/closeContract", "/api/Position/partialCloseContract"
 
 
@@ -76,9 +93,8 @@ class ProjectX:
         await self.close()
 
     async def close(self, reason: str = "the client is closed") -> None:
-        """Close HTTP; `reason` is what later calls are told."""
-        self.closed_reason = reason
-        await self.transport.close()
+        """Close the connections; every later command raises ClosedError saying `reason`, before anything is sent."""
+        await self.transport.close(reason)
 
     @property
     def tokens(self) -> TokenManager:
@@ -88,12 +104,13 @@ class ProjectX:
     def gateway_now(self) -> datetime:
         return self.transport.gateway_now()
 
-    async def _post(self, path: str, body: dict[str, Any] | None = None, *, idempotent: bool = True) -> dict[str, Any]:
-        return await self.transport.post(path, body, idempotent=idempotent)
+    async def _post(self, path: str, request: object, *, idempotent: bool = True) -> dict[str, Any]:
+        """POST a request model, encoded by the codec (None fields left out, as the gateway leaves them unchanged)."""
+        return await self.transport.post(path, to_wire(request, omit_none=True), idempotent=idempotent)
 
-    async def _read(self, path: str, body: dict[str, Any] | None, decode: Callable[[dict[str, Any]], T]) -> T:
+    async def _read(self, path: str, request: object, decode: Callable[[dict[str, Any]], T]) -> T:
         """POST a read and decode its answer; an answer that does not decode is a ProtocolError naming `path`."""
-        answer = await self._post(path, body)
+        answer = await self._post(path, request)
         try:
             return decode(answer)
         except ProtocolError as exc:
@@ -117,7 +134,7 @@ class ProjectX:
         return self.account
 
     async def list_accounts(self, only_active: bool = True) -> list[Account]:
-        return await self._read("/api/Account/search", {"onlyActiveAccounts": only_active},
+        return await self._read("/api/Account/search", AccountSearchRequest(only_active),
                                 lambda answer: decode_list(Account, answer, "accounts"))
 
     async def select_account(self, name_or_id: str | int, *, accounts: list[Account] | None = None) -> Account:
@@ -140,7 +157,7 @@ class ProjectX:
     # ------------------------------------------------------------------ instruments and history
 
     async def search_instruments(self, text: str, live: bool = False) -> list[Contract]:
-        return await self._read("/api/Contract/search", {"searchText": text, "live": live},
+        return await self._read("/api/Contract/search", ContractSearchRequest(text, live),
                                 lambda answer: decode_list(Contract, answer, "contracts"))
 
     async def get_instrument(self, symbol: str) -> Contract:
@@ -153,7 +170,7 @@ class ProjectX:
             return cached
         if is_contract_id(symbol):
             try:
-                contract = await self._read("/api/Contract/searchById", {"contractId": symbol.strip()},
+                contract = await self._read("/api/Contract/searchById", ContractByIdRequest(symbol.strip()),
                                             decode_contract_by_id)
             except ContractNotFoundError:
                 contract = None
@@ -177,8 +194,8 @@ class ProjectX:
         start, end = window(days, start_time, end_time, self.gateway_now())
         contract = await self.get_instrument(symbol)
 
-        async def page(body: dict[str, Any]) -> list[Bar]:
-            return await self._read(HISTORY_PATH, body, lambda answer: decode_list(Bar, answer, "bars"))
+        async def page(request: BarsRequest) -> list[Bar]:
+            return await self._read(HISTORY_PATH, request, lambda answer: decode_list(Bar, answer, "bars"))
 
         bars = await fetch_bars(page, contract.id, start, end, bar_kind, interval, limit, partial)
         return bars_frame(bars)
@@ -193,24 +210,37 @@ class ProjectX:
         custom_tag: str | None = None, round_to_tick: bool = False, verify: bool | None = None,
         account_id: int | None = None,
     ) -> PlacedOrder:
-        """Place an order (native brackets in signed ticks from the entry); never places it twice."""
-        contract = await self.get_instrument(symbol)
+        """Place an order; never places it twice. InputError before the wire for anything the gateway would refuse.
+
+        Bracket distances (`stop_loss_ticks`, `take_profit_ticks`, and the suite's `stop_offset`,
+        `target_offset`) are whole ticks > 0 from the entry's fill, whatever the side: a buy's stop goes below
+        and its target above, a sell's the other way round. The gateway attaches the legs when the entry fills.
+        """
         request = build_order_request(
-            contract, self._account_id(account_id), side, size, order_type, limit_price=limit_price,
-            stop_price=stop_price, trail_price=trail_price, stop_loss_ticks=stop_loss_ticks,
-            take_profit_ticks=take_profit_ticks, stop_loss_type=stop_loss_type,
-            take_profit_type=take_profit_type, custom_tag=custom_tag, round_to_tick=round_to_tick)
-        order_id = await self._place_once(to_wire(request, omit_none=True), request)
-        tag = request.custom_tag or ""
-        placed = PlacedOrder(order_id, tag, contract.id)
+            await self.get_instrument(symbol), self._account_id(account_id), side, size, order_type,
+            limit_price=limit_price, stop_price=stop_price, trail_price=trail_price, stop_loss_ticks=stop_loss_ticks,
+            take_profit_ticks=take_profit_ticks, stop_loss_type=stop_loss_type, take_profit_type=take_profit_type,
+            custom_tag=custom_tag, round_to_tick=round_to_tick)
+        return await self.send_order(request, verify=verify)
+
+    async def send_order(self, request: PlaceOrderRequest, *, verify: bool | None = None) -> PlacedOrder:
+        """Send a request built by `client.orders.build_order_request` (as `place_order` and OrderManager do) under
+        its customTag, once: see `place_order`.
+
+        With `verify` (default: `config.verify_orders`) the placed order is looked up before this returns.
+        """
+        if not request.custom_tag:
+            raise InputError("an order is sent under its custom_tag, and this request has none")
+        order_id = await self._place_once(request)
+        placed = PlacedOrder(order_id, request.custom_tag, request.contract_id)
         if self.config.verify_orders if verify is None else verify:
             order = await self._find_order(request.account_id, lambda o: o.id == order_id)
             if order is None:
                 raise OrderNotFoundError(PLACE_PATH, 0, f"placed order {order_id} was not found")
-            placed = PlacedOrder(order_id, tag, contract.id, order)
+            placed = PlacedOrder(order_id, request.custom_tag, request.contract_id, order)
         return placed
 
-    async def _place_once(self, body: dict[str, Any], request: PlaceOrderRequest) -> int:
+    async def _place_once(self, request: PlaceOrderRequest) -> int:
         """Send Order/place; whenever the order may exist, look its tag up before anything else.
 
         A send is repeated (same tag) only after the look-up found nothing and the failure was a lost answer;
@@ -221,7 +251,7 @@ class ProjectX:
         while True:
             attempt += 1
             try:
-                return order_id_in(PLACE_PATH, await self._post(PLACE_PATH, body, idempotent=False))
+                return order_id_in(PLACE_PATH, await self._post(PLACE_PATH, request, idempotent=False))
             except TransportError as exc:
                 if not exc.maybe_processed:  # its connection was never made, even after the transport's retries
                     raise
@@ -266,18 +296,15 @@ class ProjectX:
     async def modify_order(self, order_id: int, *, size: int | None = None, limit_price: float | None = None,
                            stop_price: float | None = None, trail_price: float | None = None,
                            account_id: int | None = None) -> None:
-        """Change a working order; modifying to the same values twice is harmless, so it is retried like a read."""
-        changes = {"size": size, "limitPrice": limit_price, "stopPrice": stop_price, "trailPrice": trail_price}
-        if all(v is None for v in changes.values()):
-            raise InputError("modify_order needs at least one of size, limit_price, stop_price, trail_price")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-            raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
-        for name, value in (("limit_price", limit_price), ("stop_price", stop_price), ("trail_price", trail_price)):
-            if value is not None and not is_positive_number(value):
-                raise InputError(f"{name} must be a positive number, got {value!r}")
-        body = {"accountId": self._account_id(account_id), "orderId": order_id,
-                **{k: v for k, v in changes.items() if v is not None}}
-        await self._post("/api/Order/modify", body)
+        """Change a working order; InputError before the wire for a bad size or price."""
+        await self.send_modify(build_modify_request(
+            self._account_id(account_id), order_id, size=size, limit_price=limit_price, stop_price=stop_price,
+            trail_price=trail_price))
+
+    async def send_modify(self, request: ModifyOrderRequest) -> None:
+        """Send a request built by `client.orders.build_modify_request`; modifying to the same values twice is
+        harmless, so it is retried like a read."""
+        await self._post(MODIFY_PATH, request)
 
     async def cancel_order(self, order_id: int, *, account_id: int | None = None) -> None:
         """Cancel a working order; after an answer that may have been lost, the open orders decide: the order
@@ -287,7 +314,7 @@ class ProjectX:
         async def working() -> bool:
             return any(o.id == order_id for o in await self.search_open_orders(account_id=account))
 
-        await self._until_done(CANCEL_PATH, {"accountId": account, "orderId": order_id}, working)
+        await self._until_done(CANCEL_PATH, CancelOrderRequest(account, order_id), working)
 
     async def search_orders(self, start: datetime | None = None, end: datetime | None = None, *,
                             account_id: int | None = None) -> list[Order]:
@@ -296,13 +323,13 @@ class ProjectX:
                                 lambda answer: decode_list(Order, answer, "orders"))
 
     async def search_open_orders(self, *, account_id: int | None = None) -> list[Order]:
-        return await self._read("/api/Order/searchOpen", {"accountId": self._account_id(account_id)},
+        return await self._read("/api/Order/searchOpen", AccountRequest(self._account_id(account_id)),
                                 lambda answer: decode_list(Order, answer, "orders"))
 
     # ------------------------------------------------------------------ positions and trades
 
     async def search_open_positions(self, *, account_id: int | None = None) -> list[Position]:
-        return await self._read("/api/Position/searchOpen", {"accountId": self._account_id(account_id)},
+        return await self._read("/api/Position/searchOpen", AccountRequest(self._account_id(account_id)),
                                 lambda answer: decode_list(Position, answer, "positions"))
 
     async def close_position(self, symbol: str, *, account_id: int | None = None) -> None:
@@ -315,16 +342,14 @@ class ProjectX:
             return any(p.contract_id == contract.id and p.size for p in
                        await self.search_open_positions(account_id=account))
 
-        await self._until_done(CLOSE_PATH, {"accountId": account, "contractId": contract.id}, still_open)
+        await self._until_done(CLOSE_PATH, ClosePositionRequest(account, contract.id), still_open)
 
     async def partially_close_position(self, symbol: str, size: int, *, account_id: int | None = None) -> None:
         """Reduce a position by `size`. Never repeated, since a second partial close would reduce it twice: after
         a lost or unreadable answer the TransportError (`maybe_processed=True`) or ProtocolError reaches the caller."""
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-            raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
+        check_size(size)
         contract = await self.get_instrument(symbol)
-        await self._post(PARTIAL_CLOSE_PATH,
-                         {"accountId": self._account_id(account_id), "contractId": contract.id, "size": size},
+        await self._post(PARTIAL_CLOSE_PATH, PartialCloseRequest(self._account_id(account_id), contract.id, size),
                          idempotent=False)
 
     async def search_trades(self, start: datetime | None = None, end: datetime | None = None, *,
@@ -333,7 +358,7 @@ class ProjectX:
         return await self._read("/api/Trade/search", self._window(start, end, account_id),
                                 lambda answer: decode_list(Trade, answer, "trades"))
 
-    async def _until_done(self, path: str, body: dict[str, Any], pending: Callable[[], Awaitable[bool]]) -> None:
+    async def _until_done(self, path: str, request: object, pending: Callable[[], Awaitable[bool]]) -> None:
         """Send a command that is harmless to repeat; after an answer that may have been lost, unreadable or an
         unknown errorCode, send it again only while `pending()` says the gateway still needs it. A refused
         repeat is fine once nothing is pending (an earlier send did it, or the order ended meanwhile)."""
@@ -341,7 +366,7 @@ class ProjectX:
         while True:
             attempt += 1
             try:
-                await self._post(path, body, idempotent=False)
+                await self._post(path, request, idempotent=False)
                 return
             except TransportError as exc:
                 if not exc.maybe_processed:
@@ -365,10 +390,7 @@ class ProjectX:
             log.warning("%s: the answer was lost and it is still needed; sending it again", path)
             await asyncio.sleep(self.transport.retry.delay(attempt, failure))
 
-    def _window(self, start: datetime | None, end: datetime | None, account_id: int | None) -> dict[str, Any]:
+    def _window(self, start: datetime | None, end: datetime | None, account_id: int | None) -> WindowSearchRequest:
         """Body of Order/search and Trade/search; the window starts a day back in gateway time by default."""
-        body: dict[str, Any] = {"accountId": self._account_id(account_id),
-                                "startTimestamp": format_ts(utc(start) if start else self.gateway_now() - TAG_LOOKBACK)}
-        if end is not None:
-            body["endTimestamp"] = format_ts(utc(end))
-        return body
+        since = utc(start) if start else self.gateway_now() - TAG_LOOKBACK
+        return WindowSearchRequest(self._account_id(account_id), since, utc(end) if end is not None else None)

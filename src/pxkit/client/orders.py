@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..enums import OrderSide, OrderType
 from ..errors import InputError
-from ..models import BracketSpec, Contract, Order, PlaceOrderRequest
+from ..models import BracketSpec, Contract, ModifyOrderRequest, Order, PlaceOrderRequest
 
 PLACEABLE = (OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP, OrderType.JOIN_BID,
              OrderType.JOIN_ASK)
@@ -59,19 +59,21 @@ def _price(contract: Contract, name: str, value: float, round_to_tick: bool) -> 
                      f"(nearest: {contract.round_price(value)}); pass round_to_tick=True to round it")
 
 
-def _bracket(name: str, ticks: int | None, leg_type: OrderType, wanted_sign: int,
-             side: OrderSide) -> BracketSpec | None:
+def _bracket(name: str, ticks: int | None, leg_type: OrderType, direction: int) -> BracketSpec | None:
+    """A native leg `ticks` away from the entry; `direction` turns the distance into the wire's signed ticks."""
     if ticks is None:
         return None
-    if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks == 0:
-        raise InputError(f"{name} must be a non-zero whole number of ticks, got {ticks!r}")
-    if (ticks > 0) != (wanted_sign * side.sign > 0):
-        direction = "negative" if wanted_sign * side.sign < 0 else "positive"
-        raise InputError(f"{name} must be {direction} for a {side.name} entry (ticks are signed from the entry), "
-                         f"got {ticks}")
+    if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks <= 0:
+        raise InputError(f"{name} is a distance from the entry in whole ticks > 0 (the side sets its direction), "
+                         f"got {ticks!r}")
     if leg_type not in BRACKET_LEG_TYPES:
         raise InputError(f"{name} order type must be LIMIT, STOP or TRAILING_STOP, got {leg_type!r}")
-    return BracketSpec(ticks, OrderType(leg_type))
+    return BracketSpec(direction * ticks, OrderType(leg_type))
+
+
+def check_size(size: object) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
 
 
 def build_order_request(
@@ -81,10 +83,13 @@ def build_order_request(
     stop_loss_type: OrderType = OrderType.STOP, take_profit_type: OrderType = OrderType.LIMIT,
     custom_tag: str | None = None, round_to_tick: bool = False,
 ) -> PlaceOrderRequest:
-    """A PlaceOrderRequest, or InputError naming the first problem; nothing is sent."""
+    """A PlaceOrderRequest, or InputError naming the first problem; nothing is sent.
+
+    Bracket distances are whole ticks > 0 from the entry's fill: the stop goes against the side, the target
+    with it (the wire's signed ticks are computed here).
+    """
     side = order_side(side)
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise InputError(f"size must be a whole number of contracts > 0, got {size!r}")
+    check_size(size)
     if order_type not in PLACEABLE:
         raise InputError(f"order type {order_type!r} cannot be placed")
     order_type = OrderType(order_type)
@@ -101,7 +106,28 @@ def build_order_request(
     return PlaceOrderRequest(
         account_id=account_id, contract_id=contract.id, type=order_type, side=side, size=size,
         custom_tag=custom_tag or new_tag(),
-        stop_loss_bracket=_bracket("stop_loss_ticks", stop_loss_ticks, stop_loss_type, -1, side),
-        take_profit_bracket=_bracket("take_profit_ticks", take_profit_ticks, take_profit_type, 1, side),
+        stop_loss_bracket=_bracket("stop_loss_ticks", stop_loss_ticks, stop_loss_type, -side.sign),
+        take_profit_bracket=_bracket("take_profit_ticks", take_profit_ticks, take_profit_type, side.sign),
         **prices,
     )
+
+
+def build_modify_request(
+    account_id: int, order_id: int, *, size: int | None = None, limit_price: float | None = None,
+    stop_price: float | None = None, trail_price: float | None = None, contract: Contract | None = None,
+) -> ModifyOrderRequest:
+    """A ModifyOrderRequest, or InputError; with `contract`, prices must also lie on its tick grid."""
+    prices = {"limit_price": limit_price, "stop_price": stop_price, "trail_price": trail_price}
+    if size is None and all(v is None for v in prices.values()):
+        raise InputError("modify_order needs at least one of size, limit_price, stop_price, trail_price")
+    if size is not None:
+        check_size(size)
+    for name, value in prices.items():
+        if value is None:
+            continue
+        if not is_positive_number(value):
+            raise InputError(f"{name} must be a positive number, got {value!r}")
+        if contract is not None and not contract.on_grid(value):
+            raise InputError(f"{name} {value!r} is not a price on the {contract.tick_size} tick grid of "
+                             f"{contract.id}")
+    return ModifyOrderRequest(account_id, order_id, size, limit_price, stop_price, trail_price)

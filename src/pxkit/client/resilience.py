@@ -166,11 +166,18 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     jitter: float = 0.2  # +/- this fraction of the delay
+    connect_window: float = 1.0  # seconds a gateway that cannot be connected to is tried again (see below)
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def should_retry(self, attempt: int, error: BaseException) -> bool:
         """`attempt` counts from 1 (the call that just failed)."""
         return attempt < self.attempts and is_transient(error)
+
+    def keeps_connecting(self, unreachable_for: float, delay: float) -> bool:
+        """Whether to try a gateway that could not be connected to (refused, unresolved, connect timeout) again
+        after `delay`: only while that stays within `connect_window` s of the first such failure. Nothing listens
+        there, or the name does not resolve: waiting the whole backoff (8 s by default) would only hide that."""
+        return unreachable_for + delay <= self.connect_window
 
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         if isinstance(error, RateLimitError) and error.retry_after is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -14,6 +15,7 @@ import httpx
 
 from ..config import ProjectXConfig
 from ..errors import (
+    ClosedError,
     ConnectionLostError,
     ProtocolError,
     PxError,
@@ -49,10 +51,13 @@ class GatewayTransport:
 
     The httpx client, limiter, breaker and token belong to the event loop of the first request: a call from
     another thread's loop is handed over to it, so a pooled connection is never written from a foreign loop.
+    A gateway that cannot be connected to is tried again only within `RetryPolicy.connect_window` (1 s) of the
+    first failure; its ConnectionLostError names the host:port and what failed.
     """
 
     def __init__(self, config: ProjectXConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         config.require_credentials()
+        self.timeout = config.timeout
         self.http = httpx.AsyncClient(
             base_url=config.api_url, timeout=config.timeout, transport=transport,
             http2=transport is None and config.api_url.startswith("https"),
@@ -63,11 +68,14 @@ class GatewayTransport:
                                    _endpoint_class)
         self.breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_reset_timeout, name="rest")
         self.retry = RetryPolicy(config.retry_attempts, config.retry_base_delay, config.retry_max_delay)
+        url = self.http.base_url
+        self.address = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"  # named by connect errors
         self.max_retry_after = config.max_retry_after
         self.clock_offset = 0.0  # gateway clock minus ours, in seconds
         self.tokens = TokenManager(self._post_with, config.username or "", config.api_key or "",
                                    refresh_buffer=config.token_refresh_buffer)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed: str | None = None  # why requests are refused, once closed
 
     def _owner(self) -> asyncio.AbstractEventLoop:
         """The loop that owns the connections: the loop of the first request."""
@@ -75,11 +83,18 @@ class GatewayTransport:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "the client is closed") -> None:
+        """Close the connections; every later request raises ClosedError carrying `reason`, before the wire."""
+        self.closed = reason
         await on_loop(self._loop, self.http.aclose())
+
+    def _refuse_if_closed(self, path: str) -> None:
+        if self.closed is not None:
+            raise ClosedError(f"{self.closed}: {path} was not sent")
 
     async def token(self) -> str:
         """A usable session token (logs in the first time), obtained on the owning loop."""
+        self._refuse_if_closed(LOGIN_PATH)
         return await on_loop(self._owner(), self.tokens.get())
 
     async def post(self, path: str, body: dict[str, Any] | None = None, *, idempotent: bool = True) -> dict[str, Any]:
@@ -89,6 +104,7 @@ class GatewayTransport:
         TransportError reaches the caller with `maybe_processed=True`, and the caller must reconcile. The
         circuit breaker judges whole calls: one call that fails after all its retries counts as one failure.
         """
+        self._refuse_if_closed(path)
         return await on_loop(self._owner(), self._post_here(path, body, idempotent))
 
     async def _post_here(self, path: str, body: dict[str, Any] | None, idempotent: bool) -> dict[str, Any]:
@@ -114,6 +130,7 @@ class GatewayTransport:
     async def _with_retries(self, path: str, body: dict[str, Any] | None, idempotent: bool, *,
                             authenticated: bool, token: str | None = None) -> dict[str, Any]:
         attempt = 0
+        unreachable_since: float | None = None
         while True:
             attempt += 1
             try:
@@ -127,6 +144,10 @@ class GatewayTransport:
                     raise
                 if not self.retry.should_retry(attempt, exc):
                     raise
+                if isinstance(exc, ConnectionLostError) and exc.address is not None:
+                    unreachable_since = unreachable_since or time.monotonic()
+                    if not self.retry.keeps_connecting(time.monotonic() - unreachable_since, delay):
+                        raise
                 log.info("%s failed (%s), attempt %d of %d; retrying in %.2f s", path, type(exc).__name__,
                          attempt, self.retry.attempts, delay)
                 await asyncio.sleep(delay)
@@ -147,9 +168,12 @@ class GatewayTransport:
         slot = await self.limiter.take(path, urgent=path in URGENT_PATHS)
         try:
             response = await self.http.post(path, json=body, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise ConnectionLostError(f"{path}: could not connect ({type(exc).__name__})",
-                                      maybe_processed=False) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ConnectionLostError(f"{path}: could not connect to {self.address}: {self._connect_failure(exc)}",
+                                      maybe_processed=False, address=self.address) from None
+        except httpx.PoolTimeout:
+            raise ConnectionLostError(f"{path}: no free connection to {self.address} within {self.timeout} s "
+                                      "(too many requests at once)", maybe_processed=False) from None
         except httpx.TimeoutException as exc:
             raise RequestTimeoutError(f"{path}: no answer in time ({type(exc).__name__})") from None
         except httpx.DecodingError:
@@ -161,6 +185,21 @@ class GatewayTransport:
         log.debug("POST %s -> %d in %.1f ms", path, response.status_code, (time.perf_counter() - started) * 1000)
         self._note_server_time(response)
         return response
+
+    def _connect_failure(self, exc: httpx.TransportError) -> str:
+        """What made a connection fail, in words: refused, a name that does not resolve, or no answer in time."""
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"no connection within {self.timeout} s"
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ConnectionRefusedError):
+                return "connection refused (is the gateway running, and on this port?)"
+            if isinstance(cause, socket.gaierror):
+                return f"host name not resolved ({cause.strerror or cause})"
+            if isinstance(cause, TimeoutError):
+                return f"no connection within {self.timeout} s"
+            cause = cause.__cause__ or cause.__context__
+        return str(exc) or type(exc).__name__
 
     def _note_server_time(self, response: httpx.Response) -> None:
         stamp = response.headers.get("Date")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ..enums import OrderSide
 from ..errors import InputError
+from ..instrument.brackets import TERMINAL
 from ..instrument.context import InstrumentContext
-from ..instrument.orders import TERMINAL
 from ..models import Order
 from .rules import OrderIntent
 

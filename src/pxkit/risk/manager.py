@@ -11,8 +11,8 @@ from typing import Any
 from ..client.http import ProjectX
 from ..errors import OrderStateUnknownError, PxError, RiskStateError
 from ..events import Event, EventBus, EventType
+from ..instrument.brackets import TERMINAL
 from ..instrument.context import InstrumentContext
-from ..instrument.orders import TERMINAL
 from ..instrument.sessions import trading_day
 from ..models import Order, PlaceOrderRequest, Trade
 from ..payloads import RiskBreach
