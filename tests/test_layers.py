@@ -16,22 +16,22 @@ from pxkit.events import PAYLOADS
 
 PACKAGE = Path(pxkit.__file__).parent
 # Each component may import only components of a lower layer. The suite is the composition root: it wires every
-# layer below it and imports the simulator (layer 5) inside the function that starts it, never at module level.
+# layer below it and imports the simulator (layer 7) inside the function that starts it, never at module level.
 # `__init__` re-exports the public names from below; `demo` drives a suite; `cli` runs the demo or the simulator
 # and reads `__version__` from `__init__`. `lab` is the Jupyter layer, above the suite.
 LAYERS = {
     "enums": 0, "errors": 0, "loops": 0,
-    "times": 0.5,
-    "models": 1,
-    "messages": 1.5, "payloads": 1.5,
-    "codec": 2, "config": 2, "indicators": 2,
-    "client": 3, "events": 3, "stats": 3,
-    "instrument": 4,
-    "portfolio": 5, "risk": 5, "router": 5, "sim": 5,
-    "suite": 6,
-    "lab": 7,
-    "__init__": 8, "demo": 8,
-    "cli": 9,
+    "times": 1,
+    "models": 2,
+    "messages": 3, "payloads": 3,
+    "codec": 4, "config": 4, "indicators": 4,
+    "client": 5, "events": 5, "stats": 5,
+    "instrument": 6,
+    "portfolio": 7, "risk": 7, "router": 7, "sim": 7,
+    "suite": 8,
+    "lab": 9,
+    "__init__": 10, "demo": 10,
+    "cli": 11,
 }
 SIM_MAY_IMPORT = {"enums", "errors", "models", "codec", "times", "sim"}
 
