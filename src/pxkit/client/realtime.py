@@ -2,8 +2,8 @@
 
 This is the kit's one thread boundary (see hublink.py). Pushes arrive decoded into models, in arrival order,
 on one async stream per hub and through callbacks; each carries the time its frame was received. After every
-reconnect the subscriptions are replayed and, for the user hub, a StateReconciler compares the cached orders,
-positions and account with the gateway's and reports what was missed.
+reconnect the subscriptions are replayed and, for the user hub, a StateReconciler reads the gateway's orders,
+positions, account and fills, and streams them as a Reconciled item, in order with the pushes.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from ..errors import GatewayError, ProtocolError, PxError
 from ..models import DepthEntry, MarketTrade, Quote
 from .auth import TokenManager
 from .hublink import HubLink, LinkSettings, LinkState
-from .reconcile import ReconcileReport, StateReconciler, UserState, UserStateSource
+from .reconcile import AccountTruth, StateReconciler, SyncedState, UserStateSource
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,12 @@ class ConnectionEvent:
 
 @dataclass(frozen=True, slots=True)
 class Reconciled:
-    """An account was reconciled after a reconnect: its report is in the user stream, in order with pushes."""
+    """An account's truth was read (at subscription, and after every reconnect of the user hub): it is in the
+    user stream, in order with the pushes, for the router to compare with its cache."""
 
     hub: str
     account_id: int
-    report: ReconcileReport
+    truth: AccountTruth
 
 
 class ProjectXRealtimeClient:
@@ -78,11 +80,10 @@ class ProjectXRealtimeClient:
         }
         self._accounts: list[int] = []
         self._contracts: dict[str, dict[str, bool]] = {}
-        self.user_states: dict[int, UserState] = {}
         self._reconcilers: dict[int, StateReconciler] = {}
+        self._received: Counter[type] = Counter()  # decoded user pushes by model type
         self._callbacks: dict[str, list[Callable[[HubEvent], Any]]] = {}
         self._state_callbacks: list[Callable[[ConnectionEvent], Any]] = []
-        self._reconcile_callbacks: list[Callable[[int, ReconcileReport], Any]] = []
         self._queues: dict[str, list[asyncio.Queue[Any]]] = {USER: [], MARKET: []}
         self._decode_errors: dict[str, int] = {}  # by "hub.target": undecodable pushes and records
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -128,6 +129,10 @@ class ProjectXRealtimeClient:
         """Everything that could not be decoded so far, each bad record counted once."""
         return sum(self._decode_errors.values()) + sum(link.bad_records for link in self.links.values())
 
+    def pushes_received(self, kind: type) -> int:
+        """How many user pushes of a model type (Order, Position, Account, Trade) have arrived and been decoded."""
+        return self._received[kind]
+
     def connected(self, hub: str) -> bool:
         return self.links[hub].connected
 
@@ -136,20 +141,23 @@ class ProjectXRealtimeClient:
 
     # ------------------------------------------------------------------ subscriptions
 
-    async def subscribe_user(self, account_id: int) -> None:
-        """Accounts, orders, positions and trades of an account; kept across reconnects."""
+    async def subscribe_user(self, account_id: int, state: SyncedState | None = None) -> None:
+        """Accounts, orders, positions and trades of an account; kept across reconnects. With the account's cached
+        `state` (and a REST source), its truth is read now and after every reconnect, and streamed as Reconciled."""
         if account_id not in self._accounts:
             self._accounts.append(account_id)
-            state = self.user_states[account_id] = UserState(account_id)
-            if self.rest is not None:
-                self._reconcilers[account_id] = StateReconciler(self.rest, state)
+        if state is not None and self.rest is not None and account_id not in self._reconcilers:
+            self._reconcilers[account_id] = StateReconciler(self.rest, account_id, state,
+                                                            pushes_received=self.pushes_received)
         if self.links[USER].connected:
             await self._subscribe_account(account_id, first=len(self._accounts) == 1)
         reconciler = self._reconcilers.get(account_id)
         if reconciler is not None:
-            await reconciler.prime()
+            self._publish(USER, Reconciled(USER, account_id, await reconciler.prime()), None)
 
     async def unsubscribe_user(self, account_id: int) -> None:
+        """Stop the account's feeds and its reconciliation."""
+        self._reconcilers.pop(account_id, None)
         if account_id in self._accounts:
             self._accounts.remove(account_id)
             if self.links[USER].connected:
@@ -215,13 +223,12 @@ class ProjectXRealtimeClient:
     async def _reconcile(self) -> None:
         for account_id, reconciler in list(self._reconcilers.items()):
             try:
-                report = await reconciler.reconcile()
+                truth = await reconciler.reconcile()
             except PxError as exc:  # REST trouble must not take the hub down; the next reconnect retries
                 log.error("reconciling account %d failed: %s", account_id, exc)
                 continue
-            self._publish(USER, Reconciled(USER, account_id, report), None)
-            for callback in list(self._reconcile_callbacks):
-                self._call(callback, account_id, report)
+            if self._reconcilers.get(account_id) is reconciler:  # not unsubscribed meanwhile
+                self._publish(USER, Reconciled(USER, account_id, truth), None)
 
     # ------------------------------------------------------------------ listeners
 
@@ -234,10 +241,6 @@ class ProjectXRealtimeClient:
 
     def on_state(self, callback: Callable[[ConnectionEvent], Any]) -> None:
         self._state_callbacks.append(callback)
-
-    def on_reconciled(self, callback: Callable[[int, ReconcileReport], Any]) -> None:
-        """Call `callback(account_id, report)` after every reconciliation."""
-        self._reconcile_callbacks.append(callback)
 
     def stream(self, *hubs: str) -> AsyncIterator[HubEvent | ConnectionEvent | Reconciled]:
         """Every push, state change and reconciliation of the given hubs (default both), in arrival order, from
@@ -318,10 +321,7 @@ class ProjectXRealtimeClient:
         if model is None:
             return HubEvent(USER, target, args, received)
         action, data = unwrap_user_event(model, args)
-        account_id = data.id if target == "GatewayUserAccount" else data.account_id
-        state = self.user_states.get(account_id)
-        if state is not None:
-            state.apply(data, action)
+        self._received[type(data)] += 1
         return HubEvent(USER, target, data, received, getattr(data, "contract_id", None), action)
 
     def _decode_market(self, target: str, args: list[Any], received: float) -> HubEvent:

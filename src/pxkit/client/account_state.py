@@ -1,0 +1,176 @@
+"""AccountState: one account's state as the router applied it, and the recent fills and order ends that tell a
+reconciliation what the hub missed."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from ..enums import UserAction
+from ..models import Account, Order, Position, Trade
+from .reconcile import TRADE_WINDOW_MARGIN, AccountTruth, ReconcileReport
+
+KEEP_SECONDS = 2 * TRADE_WINDOW_MARGIN.total_seconds()  # fills and order ends are kept this long before
+# `known_until`: a reconciliation searches from a margin before it, so older ones are never compared again
+MAX_TRADES = 2_000  # fills kept at most, however many arrive inside KEEP_SECONDS
+MAX_ENDED = 2_000  # order ends kept at most, likewise
+_NEVER = float("-inf")
+
+
+class AccountState:
+    """Working orders, open positions and the account of one account, written only by its router.
+
+    Every user push is applied with the time its frame arrived, kept per order, contract and account, so that a
+    reconciliation's truth, read at known times, gives way to the pushes that came after each part was read.
+    `known_until` is the time up to which every fill is known: it follows the pushes while the user hub is in
+    sync, stops when the hub is lost, and restarts from the reconciliation that follows.
+    """
+
+    def __init__(self, account: Account) -> None:
+        self.account_id = account.id
+        self.account = account
+        self.orders: dict[int, Order] = {}  # working orders by id
+        self.positions: dict[str, Position] = {}  # open positions by contract
+        self.trades: dict[int, Trade] = {}  # recent fills by id, in their latest state (KEEP_SECONDS, MAX_TRADES)
+        self.ended: dict[int, float] = {}  # recent order ids seen in a final state -> when (KEEP_SECONDS, MAX_ENDED)
+        self.known_until: float | None = None
+        self._at: dict[Hashable, float] = {}  # when each working order, contract and the account was last applied
+        self._trade_at: dict[int, float] = {}  # when each kept fill was last applied, oldest first
+        self._in_sync = False
+        self._lost_at = _NEVER
+
+    def __repr__(self) -> str:
+        return (f"AccountState({self.account_id}, orders={len(self.orders)}, positions={len(self.positions)}, "
+                f"trades={len(self.trades)}, ended={len(self.ended)})")
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each part holds (orders, positions, trades, ended, times)."""
+        return {"orders": len(self.orders), "positions": len(self.positions), "trades": len(self.trades),
+                "ended": len(self.ended), "times": len(self._at) + len(self._trade_at)}
+
+    # ------------------------------------------------------------------ pushes
+
+    def apply(self, model: Order | Position | Account | Trade, action: UserAction, received_at: float) -> bool:
+        """Apply one user push; returns False (nothing applied) for another account's."""
+        if isinstance(model, Account):
+            if model.id != self.account_id:
+                return False
+            self.account = model
+            self._at[Account] = received_at
+        elif model.account_id != self.account_id:
+            return False
+        elif isinstance(model, Order):
+            self._order(model, action is not UserAction.DELETED and model.status.is_working, received_at)
+        elif isinstance(model, Position):
+            self._position(model, action is not UserAction.DELETED and model.size > 0, received_at)
+        else:
+            self._trade(model, received_at)
+        if self._in_sync:
+            self.known_until = max(self.known_until or received_at, received_at)
+            self._prune()
+        return True
+
+    def lost(self, at: float) -> None:
+        """The user hub was lost at `at`: from here fills may be missed until a reconciliation is applied."""
+        self._in_sync = False
+        self._lost_at = at
+
+    def _order(self, order: Order, working: bool, at: float) -> None:
+        if working:
+            self.orders[order.id] = order
+            self._at[order.id] = at
+        else:
+            self.orders.pop(order.id, None)
+            self._at.pop(order.id, None)
+            self.ended.pop(order.id, None)  # re-inserted: the dict stays oldest first
+            self.ended[order.id] = at
+
+    def _position(self, position: Position, open_: bool, at: float) -> None:
+        if open_:
+            self.positions[position.contract_id] = position
+        else:
+            self.positions.pop(position.contract_id, None)
+        self._at[position.contract_id] = at
+
+    def _trade(self, trade: Trade, at: float) -> None:
+        self.trades.pop(trade.id, None)
+        self._trade_at.pop(trade.id, None)
+        self.trades[trade.id] = trade
+        self._trade_at[trade.id] = at
+
+    def _applied_at(self, key: Hashable) -> float:
+        return self._at.get(key, self.ended.get(key, _NEVER) if isinstance(key, int) else _NEVER)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def install(self, truth: AccountTruth) -> ReconcileReport:
+        """Install the gateway's truth, where no push came after its part was read, and report what changed.
+
+        The report is what the managers have not seen: working orders and positions opened, changed or closed,
+        orders that ended and fills made while the hub was away (none for the first read), the account if it
+        changed. Every push that arrived before the truth was complete is applied already, so the ones that came
+        after a part's read are exactly those applied later than it.
+        """
+        before_orders, before_positions, before_account = self.orders, self.positions, self.account
+        orders = {o.id: o for o in truth.open_orders if self._applied_at(o.id) <= truth.orders_read_at}
+        orders.update((i, o) for i, o in before_orders.items() if self._at[i] > truth.orders_read_at)
+        positions = {p.contract_id: p for p in truth.positions
+                     if self._applied_at(p.contract_id) <= truth.positions_read_at}
+        positions.update((c, p) for c, p in before_positions.items() if self._at[c] > truth.positions_read_at)
+        account = before_account
+        if truth.account is not None and self._applied_at(Account) <= truth.account_read_at:
+            account = truth.account
+        closed = [] if truth.primed else [
+            o for o in truth.ended_orders if o.id not in orders and (o.id in before_orders or o.id not in self.ended)]
+        fills = [t for t in truth.trades if self._trade_at.get(t.id, _NEVER) <= truth.trades_read_at
+                 and ((seen := self.trades.get(t.id)) is None or seen.voided != t.voided)]
+
+        self.orders, self.positions, self.account = orders, positions, account
+        times = {i: max(self._at.get(i, _NEVER), truth.orders_read_at) for i in orders}
+        for order_id in before_orders:
+            self._at.pop(order_id, None)
+        self._at.update(times)
+        for order in [*truth.ended_orders, *(o for i, o in before_orders.items() if i not in orders)]:
+            if order.id not in orders:
+                self._order(order, False, max(self.ended.get(order.id, _NEVER), truth.orders_read_at))
+        for contract in {*before_positions, *positions, *(p.contract_id for p in truth.positions)}:
+            self._at[contract] = max(self._at.get(contract, _NEVER), truth.positions_read_at)
+        self._at[Account] = max(self._at.get(Account, _NEVER), truth.account_read_at)
+        for trade in fills:
+            self._trade(trade, truth.trades_read_at)
+        if self._lost_at < truth.started:  # no outage since the reads began: every fill is known from here
+            self._in_sync = True
+            self.known_until = max(self.known_until or truth.started, truth.started)
+        self._prune()
+        return ReconcileReport(
+            orders_closed=tuple(closed),
+            orders_opened=tuple(o for i, o in orders.items() if i not in before_orders),
+            orders_changed=tuple(o for i, o in orders.items() if i in before_orders and before_orders[i] != o),
+            positions_closed=tuple(p for c, p in before_positions.items() if c not in positions),
+            positions_opened=tuple(p for c, p in positions.items() if c not in before_positions),
+            positions_changed=tuple(p for c, p in positions.items()
+                                    if c in before_positions and before_positions[c] != p),
+            account=account if account != before_account else None,
+            trades=() if truth.primed else tuple(fills),
+        )
+
+    # ------------------------------------------------------------------ bounds
+
+    def _prune(self) -> None:
+        """Forget fills and order ends older than KEEP_SECONDS before `known_until` (and beyond the caps), and the
+        times of contracts no longer held."""
+        cutoff = (self.known_until or _NEVER) - KEEP_SECONDS
+        trade_at = self._trade_at
+        while trade_at:
+            oldest, at = next(iter(trade_at.items()))
+            if len(trade_at) <= MAX_TRADES and at >= cutoff:
+                break
+            del trade_at[oldest], self.trades[oldest]
+        ended = self.ended
+        while ended:
+            oldest, at = next(iter(ended.items()))
+            if len(ended) <= MAX_ENDED and at >= cutoff:
+                break
+            del ended[oldest]
+        if len(self._at) > 2 * (len(self.orders) + len(self.positions)) + 16:  # closed contracts' times
+            self._at = {k: t for k, t in self._at.items()
+                        if k is Account or k in self.orders or k in self.positions or t >= cutoff}
