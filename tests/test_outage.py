@@ -53,12 +53,12 @@ async def test_fills_during_a_user_hub_outage_are_booked_once_to_the_cent(sim: S
         await trade(suite, sim, [("buy", 1, 9), ("sell", 1, 3)])  # pushed live
         await until(lambda: len(mnq.positions.trades) == 2, "the live fills")
         reports = []
+        suite.router.on_reconciled(reports.append)
         for outage in range(2):
             await user_outage(suite, sim)
             await trade(suite, sim, ROUND_TRIPS[2 * outage:2 * outage + 2])
             assert not suite.realtime.connected("user")  # the fills really happened while the hub was away
             await back(suite, sim)
-            reports.append(suite.router.last_report)
         ids, realized, fees = ledger(sim)
         assert len(ids) == 6 and realized != 0
         assert {t.id for t in mnq.positions.trades} == ids and len(mnq.positions.trades) == len(ids)  # once each

@@ -218,14 +218,15 @@ async def test_connection_changes_reach_the_suite_and_every_instrument() -> None
 
 async def test_what_a_reconciliation_finds_missed_is_applied_as_pushes() -> None:
     mnq = context("MNQ", MNQ)
-    r = router(mnq)
+    r, reports = router(mnq), []
+    r.on_reconciled(reports.append)
     r.route(user(order(1), UserAction.CREATED))
     r.route(user(position(2)))
     events, suite_events = record(mnq.event_bus), record(r.suite_bus)
     account = Account(ACCOUNT, "PRAC-1001", 50_120.0, True, True, True)
     found = truth(orders=(order(3),), account=account, ended=(order(1, status=OrderStatus.FILLED, fill=2),))
     r.route(truth(account_id=OTHER, orders=(order(3),)))  # another account's truth: not ours
-    assert events == [] and r.stats.counters["reconciliations"] == 0 and r.last_report is None
+    assert events == [] and r.stats.counters["reconciliations"] == 0 and reports == []
     r.route(found)
     assert [e.type for e in events] == [EventType.ORDER_FILLED, EventType.ORDER_PLACED, EventType.POSITION_CLOSED]
     assert mnq.orders.handle(1).status is OrderStatus.FILLED
@@ -233,7 +234,7 @@ async def test_what_a_reconciliation_finds_missed_is_applied_as_pushes() -> None
     assert mnq.positions.position is None and events[-1].data.size == 0
     assert r.account == account and [e.type for e in suite_events] == [EventType.ACCOUNT_UPDATE]
     assert r.stats.counters["reconciliations"] == 1
-    report = r.last_report
+    report = reports[-1]
     assert ([o.id for o in report.orders_closed], [o.id for o in report.orders_opened]) == ([1], [3])
     assert [p.size for p in report.positions_closed] == [2] and report.account == account
     assert (r.state.orders, r.state.positions, 1 in r.state.ended) == ({3: order(3)}, {}, True)
@@ -241,15 +242,16 @@ async def test_what_a_reconciliation_finds_missed_is_applied_as_pushes() -> None
     r.route(truth(orders=(order(3, fill=1),), positions=(position(1),), account=account))
     assert [e.type for e in events[-2:]] == [EventType.ORDER_PARTIAL_FILL, EventType.POSITION_OPENED]
     assert mnq.positions.size == 1 and mnq.orders.handle(3).fill_volume == 1
-    assert (r.last_report.orders_changed, r.last_report.positions_opened) == ((order(3, fill=1),), (position(1),))
+    assert (reports[-1].orders_changed, reports[-1].positions_opened) == ((order(3, fill=1),), (position(1),))
     r.route(truth(orders=(order(3, fill=1),), positions=(position(1),), account=account))
-    assert not r.last_report.missed_anything  # nothing new: nothing applied again
+    assert not reports[-1].missed_anything  # nothing new: nothing applied again
     assert r.stats.counters["reconciliations"] == 3
 
 
 async def test_missed_fills_of_a_reconciliation_are_booked_once_before_its_orders() -> None:
     mnq = context("MNQ", MNQ)
-    r = router(mnq)
+    r, reports = router(mnq), []
+    r.on_reconciled(reports.append)
     opening = Trade(5, ACCOUNT, MNQ.id, NOW, 20000.0, 0.74, OrderSide.BUY, 2, 1)
     closing = Trade(6, ACCOUNT, MNQ.id, NOW + timedelta(seconds=9), 20010.0, 0.74, OrderSide.SELL, 2, 2, 40.0)
     r.route(user(opening))  # pushed before the hub dropped
@@ -258,9 +260,9 @@ async def test_missed_fills_of_a_reconciliation_are_booked_once_before_its_order
     filled = dataclasses.replace(order(2, status=OrderStatus.FILLED, fill=2), side=OrderSide.SELL)
     found = truth(ended=(filled,), fills=(opening, closing))  # the search overlaps the push
     r.route(found)
-    assert r.last_report.trades == (closing,)  # the pushed fill is known
+    assert reports[-1].trades == (closing,)  # the pushed fill is known
     r.route(found)  # and a second read of the same fills
-    assert r.last_report.trades == ()
+    assert reports[-1].trades == ()
     assert [t.id for t in mnq.positions.trades] == [5, 6]
     assert (mnq.positions.realized_pnl, mnq.positions.fees) == (40.0, 1.48)
     assert pnl_when_filled == [40.0]  # the fill was booked before its order was announced filled

@@ -43,7 +43,7 @@ class Router:
                  stats: ComponentStats | None = None) -> None:
         self.state = AccountState(account)
         self.primed = asyncio.Event()  # set once the account's first truth has been installed
-        self.last_report: ReconcileReport | None = None  # what the latest reconciliation found
+        self._reconciled_listeners: list[Callable[[ReconcileReport], Any]] = []
         self.suite_bus = suite_bus
         self.clock = clock
         self.stats = stats or ComponentStats("router")
@@ -160,7 +160,7 @@ class Router:
         if item.account_id != self.account.id:
             return
         try:
-            report = self.last_report = self.state.install(item.truth)
+            report = self.state.install(item.truth)
             for trade in report.trades:  # booked first, so the fill events after them see the P&L
                 self._manage(trade, UserAction.CREATED)
             for order in (*report.orders_closed, *report.orders_opened, *report.orders_changed):
@@ -178,6 +178,13 @@ class Router:
             log.info("reconciled account %d: %d orders closed, %d opened, %d positions closed, %d opened, "
                      "%d fills missed", item.account_id, len(report.orders_closed), len(report.orders_opened),
                      len(report.positions_closed), len(report.positions_opened), len(report.trades))
+        for listener in list(self._reconciled_listeners):
+            listener(report)
+
+    def on_reconciled(self, listener: Callable[[ReconcileReport], Any]) -> None:
+        """Call `listener(report)` after each truth of the account is installed (the first, at subscription,
+        reports what was open then), with what the managers had not seen."""
+        self._reconciled_listeners.append(listener)
 
     # ------------------------------------------------------------------ connection
 
