@@ -78,8 +78,8 @@ def truth(*, account_id: int = ACCOUNT, orders: tuple[Order, ...] = (), position
           primed: bool = False) -> Reconciled:
     """The gateway's truth of an account, every part read now."""
     now = time.time()
-    return Reconciled(USER, account_id, AccountTruth(account_id, orders, positions, account, ended, fills, now, now,
-                                                     now, now, now, primed))
+    return Reconciled(USER, account_id, AccountTruth(account_id, orders, positions, account, ended, fills, now, NOW,
+                                                     now, now, now, now, primed))
 
 
 def user(model, action: UserAction = UserAction.UPDATED) -> HubEvent:

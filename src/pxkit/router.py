@@ -41,7 +41,7 @@ class Router:
 
     def __init__(self, account: Account, suite_bus: EventBus, clock: Callable[[], datetime], *,
                  stats: ComponentStats | None = None) -> None:
-        self.state = AccountState(account)
+        self.state = AccountState(account, clock)
         self.primed = asyncio.Event()  # set once the account's first truth has been installed
         self._reconciled_listeners: list[Callable[[ReconcileReport], Any]] = []
         self.suite_bus = suite_bus

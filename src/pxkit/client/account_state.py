@@ -3,15 +3,16 @@ reconciliation what the hub missed."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from datetime import datetime
 
 from ..enums import UserAction
 from ..models import Account, Order, Position, Trade
 from .reconcile import TRADE_WINDOW_MARGIN, AccountTruth, ReconcileReport
 
-KEEP_SECONDS = 2 * TRADE_WINDOW_MARGIN.total_seconds()  # fills and order ends are kept this long before
-# `known_until`: a reconciliation searches from a margin before it, so older ones are never compared again
-MAX_TRADES = 2_000  # fills kept at most, however many arrive inside KEEP_SECONDS
+KEEP = 2 * TRADE_WINDOW_MARGIN  # fills and order ends are kept this long (gateway time) before `known_until`: a
+# reconciliation searches from a margin before it, so older ones are never compared again
+MAX_TRADES = 2_000  # fills kept at most, however many arrive inside KEEP
 MAX_ENDED = 2_000  # order ends kept at most, likewise
 _NEVER = float("-inf")
 
@@ -19,22 +20,24 @@ _NEVER = float("-inf")
 class AccountState:
     """Working orders, open positions and the account of one account, written only by its router.
 
-    Every user push is applied with the time its frame arrived, kept per order, contract and account, so that a
-    reconciliation's truth, read at known times, gives way to the pushes that came after each part was read.
-    `known_until` is the time up to which every fill is known: it follows the pushes while the user hub is in
-    sync, stops when the hub is lost, and restarts from the reconciliation that follows.
+    Every user push is applied with the time.time() its frame arrived, kept per order, contract and the account,
+    so that a reconciliation's truth, whose parts were read at known times, gives way to the pushes that came
+    after each part was read. `known_until` is the gateway time (`clock`) up to which every fill and order end is
+    known: it follows the pushes while the user hub is in sync, stops when the hub is lost, and goes on from the
+    reconciliation that follows. Fills and order ends are kept from KEEP before it, within their caps.
     """
 
-    def __init__(self, account: Account) -> None:
+    def __init__(self, account: Account, clock: Callable[[], datetime]) -> None:
         self.account_id = account.id
         self.account = account
+        self.clock = clock
         self.orders: dict[int, Order] = {}  # working orders by id
         self.positions: dict[str, Position] = {}  # open positions by contract
-        self.trades: dict[int, Trade] = {}  # recent fills by id, in their latest state (KEEP_SECONDS, MAX_TRADES)
-        self.ended: dict[int, float] = {}  # recent order ids seen in a final state -> when (KEEP_SECONDS, MAX_ENDED)
-        self.known_until: float | None = None
-        self._at: dict[Hashable, float] = {}  # when each working order, contract and the account was last applied
-        self._trade_at: dict[int, float] = {}  # when each kept fill was last applied, oldest first
+        self.trades: dict[int, Trade] = {}  # recent fills by id, in their latest state (KEEP, MAX_TRADES)
+        self.ended: dict[int, datetime] = {}  # recent order ids seen in a final state -> when (KEEP, MAX_ENDED)
+        self.known_until: datetime | None = None
+        self._at: dict[Hashable, float] = {}  # when each held or ended order, contract and the account was applied
+        self._trade_at: dict[int, float] = {}  # when each kept fill was applied
         self._in_sync = False
         self._lost_at = _NEVER
 
@@ -43,7 +46,7 @@ class AccountState:
                 f"trades={len(self.trades)}, ended={len(self.ended)})")
 
     def sizes(self) -> dict[str, int]:
-        """How many entries each part holds (orders, positions, trades, ended, times)."""
+        """How many entries each part holds: orders, positions, trades, ended, and the times kept of them."""
         return {"orders": len(self.orders), "positions": len(self.positions), "trades": len(self.trades),
                 "ended": len(self.ended), "times": len(self._at) + len(self._trade_at)}
 
@@ -65,24 +68,24 @@ class AccountState:
         else:
             self._trade(model, received_at)
         if self._in_sync:
-            self.known_until = max(self.known_until or received_at, received_at)
+            now = self.clock()
+            self.known_until = now if self.known_until is None else max(self.known_until, now)
             self._prune()
         return True
 
     def lost(self, at: float) -> None:
-        """The user hub was lost at `at`: from here fills may be missed until a reconciliation is applied."""
+        """The user hub was lost at `at` (time.time()): fills may be missed until a reconciliation is installed."""
         self._in_sync = False
         self._lost_at = at
 
     def _order(self, order: Order, working: bool, at: float) -> None:
+        self._at[order.id] = at
         if working:
             self.orders[order.id] = order
-            self._at[order.id] = at
         else:
             self.orders.pop(order.id, None)
-            self._at.pop(order.id, None)
             self.ended.pop(order.id, None)  # re-inserted: the dict stays oldest first
-            self.ended[order.id] = at
+            self.ended[order.id] = self.clock()
 
     def _position(self, position: Position, open_: bool, at: float) -> None:
         if open_:
@@ -92,13 +95,9 @@ class AccountState:
         self._at[position.contract_id] = at
 
     def _trade(self, trade: Trade, at: float) -> None:
-        self.trades.pop(trade.id, None)
-        self._trade_at.pop(trade.id, None)
+        self.trades.pop(trade.id, None)  # re-inserted: the dict stays oldest first
         self.trades[trade.id] = trade
         self._trade_at[trade.id] = at
-
-    def _applied_at(self, key: Hashable) -> float:
-        return self._at.get(key, self.ended.get(key, _NEVER) if isinstance(key, int) else _NEVER)
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -110,14 +109,14 @@ class AccountState:
         changed. Every push that arrived before the truth was complete is applied already, so the ones that came
         after a part's read are exactly those applied later than it.
         """
+        at = self._at.get
         before_orders, before_positions, before_account = self.orders, self.positions, self.account
-        orders = {o.id: o for o in truth.open_orders if self._applied_at(o.id) <= truth.orders_read_at}
-        orders.update((i, o) for i, o in before_orders.items() if self._at[i] > truth.orders_read_at)
-        positions = {p.contract_id: p for p in truth.positions
-                     if self._applied_at(p.contract_id) <= truth.positions_read_at}
-        positions.update((c, p) for c, p in before_positions.items() if self._at[c] > truth.positions_read_at)
+        orders = {o.id: o for o in truth.open_orders if at(o.id, _NEVER) <= truth.orders_read_at}
+        orders.update((i, o) for i, o in before_orders.items() if at(i, _NEVER) > truth.orders_read_at)
+        positions = {p.contract_id: p for p in truth.positions if at(p.contract_id, _NEVER) <= truth.positions_read_at}
+        positions.update((c, p) for c, p in before_positions.items() if at(c, _NEVER) > truth.positions_read_at)
         account = before_account
-        if truth.account is not None and self._applied_at(Account) <= truth.account_read_at:
+        if truth.account is not None and at(Account, _NEVER) <= truth.account_read_at:
             account = truth.account
         closed = [] if truth.primed else [
             o for o in truth.ended_orders if o.id not in orders and (o.id in before_orders or o.id not in self.ended)]
@@ -125,22 +124,22 @@ class AccountState:
                  and ((seen := self.trades.get(t.id)) is None or seen.voided != t.voided)]
 
         self.orders, self.positions, self.account = orders, positions, account
-        times = {i: max(self._at.get(i, _NEVER), truth.orders_read_at) for i in orders}
-        for order_id in before_orders:
-            self._at.pop(order_id, None)
-        self._at.update(times)
-        for order in [*truth.ended_orders, *(o for i, o in before_orders.items() if i not in orders)]:
+        for order_id in orders:
+            self._at[order_id] = max(at(order_id, _NEVER), truth.orders_read_at)
+        gone = [o for i, o in before_orders.items() if i not in orders]  # ended while away
+        for order in [*truth.ended_orders, *gone]:
             if order.id not in orders:
-                self._order(order, False, max(self.ended.get(order.id, _NEVER), truth.orders_read_at))
+                self._order(order, False, max(at(order.id, _NEVER), truth.orders_read_at))
         for contract in {*before_positions, *positions, *(p.contract_id for p in truth.positions)}:
-            self._at[contract] = max(self._at.get(contract, _NEVER), truth.positions_read_at)
-        self._at[Account] = max(self._at.get(Account, _NEVER), truth.account_read_at)
-        for trade in fills:
+            self._at[contract] = max(at(contract, _NEVER), truth.positions_read_at)
+        self._at[Account] = max(at(Account, _NEVER), truth.account_read_at)
+        for trade in fills if not truth.primed else truth.trades:
             self._trade(trade, truth.trades_read_at)
-        if self._lost_at < truth.started:  # no outage since the reads began: every fill is known from here
+        if self._lost_at < truth.started:  # not lost since the reads began: every fill is known from here
             self._in_sync = True
-            self.known_until = max(self.known_until or truth.started, truth.started)
-        self._prune()
+            self.known_until = truth.known_until if self.known_until is None else max(self.known_until,
+                                                                                      truth.known_until)
+        self._prune(truth.started)
         return ReconcileReport(
             orders_closed=tuple(closed),
             orders_opened=tuple(o for i, o in orders.items() if i not in before_orders),
@@ -155,22 +154,25 @@ class AccountState:
 
     # ------------------------------------------------------------------ bounds
 
-    def _prune(self) -> None:
-        """Forget fills and order ends older than KEEP_SECONDS before `known_until` (and beyond the caps), and the
-        times of contracts no longer held."""
-        cutoff = (self.known_until or _NEVER) - KEEP_SECONDS
-        trade_at = self._trade_at
-        while trade_at:
-            oldest, at = next(iter(trade_at.items()))
-            if len(trade_at) <= MAX_TRADES and at >= cutoff:
+    def _prune(self, read_from: float | None = None) -> None:
+        """Forget fills made and order ends seen more than KEEP before `known_until` (and beyond their caps); with
+        `read_from` (a truth's start), also the times of closed contracts applied before it, which no later
+        truth can be compared with."""
+        cutoff = self.known_until - KEEP if self.known_until is not None else None
+        trades = self.trades
+        while trades:
+            oldest, trade = next(iter(trades.items()))
+            if len(trades) <= MAX_TRADES and (cutoff is None or trade.creation_timestamp >= cutoff):
                 break
-            del trade_at[oldest], self.trades[oldest]
+            del trades[oldest], self._trade_at[oldest]
         ended = self.ended
         while ended:
-            oldest, at = next(iter(ended.items()))
-            if len(ended) <= MAX_ENDED and at >= cutoff:
+            oldest, when = next(iter(ended.items()))
+            if len(ended) <= MAX_ENDED and (cutoff is None or when >= cutoff):
                 break
             del ended[oldest]
-        if len(self._at) > 2 * (len(self.orders) + len(self.positions)) + 16:  # closed contracts' times
-            self._at = {k: t for k, t in self._at.items()
-                        if k is Account or k in self.orders or k in self.positions or t >= cutoff}
+            self._at.pop(oldest, None)
+        if read_from is not None:
+            self._at = {key: when for key, when in self._at.items() if when >= read_from or key is Account
+                        or key in self.orders or key in self.positions or key in self.ended}
+

@@ -43,8 +43,8 @@ class SyncedState(Protocol):
     """What the reconciler reads of the account's cached state (AccountState provides it)."""
 
     @property
-    def known_until(self) -> float | None:
-        """time.time() up to which every fill of the account is known, or None before the first sync."""
+    def known_until(self) -> datetime | None:
+        """Gateway time up to which every fill and order end of the account is known (None before the first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,8 @@ class AccountTruth:
     account: Account | None
     ended_orders: tuple[Order, ...]  # orders in a final state whose last change is inside the window
     trades: tuple[Trade, ...]
-    started: float  # the reads began: every fill before it is in `trades` or was known already
+    started: float  # time.time() when the reads began
+    known_until: datetime  # gateway time when the reads began: every fill and order end before it is known
     orders_read_at: float
     positions_read_at: float
     account_read_at: float
@@ -131,7 +132,7 @@ class StateReconciler:
         last push before the outage, or the last sync), less the margin."""
         known = self.state.known_until
         if known is not None:
-            return self.source.gateway_now() - timedelta(seconds=max(0.0, time.time() - known)) - TRADE_WINDOW_MARGIN
+            return known - TRADE_WINDOW_MARGIN
         return self.synced_at - TRADE_WINDOW_MARGIN if self.synced_at is not None else None
 
     async def _read_settled(self, kind: type, read: Callable[[], Awaitable[list[T]]]) -> tuple[list[T], float]:
@@ -164,5 +165,5 @@ class StateReconciler:
                       and (o.update_timestamp is None or o.update_timestamp >= since))
         return AccountTruth(
             account_id, tuple(orders), tuple(positions), next((a for a in accounts if a.id == account_id), None),
-            ended, tuple(sorted(trades, key=lambda t: (t.creation_timestamp, t.id))), started, orders_at,
-            positions_at, account_at, trades_at, primed)
+            ended, tuple(sorted(trades, key=lambda t: (t.creation_timestamp, t.id))), started, gateway_started,
+            orders_at, positions_at, account_at, trades_at, primed)
