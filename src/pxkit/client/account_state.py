@@ -70,7 +70,7 @@ class AccountState:
         if self._in_sync:
             now = self.clock()
             self.known_until = now if self.known_until is None else max(self.known_until, now)
-            self._prune()
+        self._prune()
         return True
 
     def lost(self, at: float) -> None:

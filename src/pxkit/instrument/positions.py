@@ -137,6 +137,10 @@ class PositionManager:
         """The latest fills booked (up to MAX_FILLS, voided ones left out), in arrival order."""
         return [t for t in self._trades.values() if not t.voided]
 
+    def sizes(self) -> dict[str, int]:
+        """How many entries the manager keeps: fills (at most MAX_FILLS) and fill listeners."""
+        return {"fills": len(self._trades), "fill_listeners": len(self._fill_listeners)}
+
     @property
     def realized_pnl(self) -> float:
         """Realised P&L of the closing fills, before fees."""

@@ -49,6 +49,10 @@ class Exposure:
                 if order.fill_volume:
                     self._positioned[order.id] = order.fill_volume
 
+    def sizes(self) -> dict[str, int]:
+        """How many entries each map holds: admitted orders, orders with unpositioned fills, positioned volumes."""
+        return {"reserved": len(self.reserved), "fills": len(self._fills), "positioned": len(self._positioned)}
+
     # ------------------------------------------------------------------ reservations
 
     def reserve(self, tag: str, intent: OrderIntent, *, answered: bool = False) -> Reservation:

@@ -150,6 +150,12 @@ class RiskManager:
         self._roll(trading_day(self.clock()))
         return round(self._carried[0] + self._day_sums[0], 2), round(self._carried[1] + self._day_sums[1], 2)
 
+    def sizes(self) -> dict[str, int]:
+        """How many entries the manager keeps: the day's fills counted (MAX_COUNTED_FILLS), orders of unknown
+        fate, and the exposure's maps."""
+        return {"counted_fills": len(self._counted), "unknown": len(self._unknown),
+                **{f"exposure_{name}": n for name, n in self.exposure.sizes().items()}}
+
     def _roll(self, day: date) -> None:
         if day != self._day:  # 18:00 New York: a new trading day starts from zero
             self._day, self._counted, self._day_sums, self._carried = day, OrderedDict(), [0.0, 0.0], (0.0, 0.0)
