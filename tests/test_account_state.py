@@ -4,7 +4,6 @@ structure within its stated cap, with the position and P&L still right; unsubscr
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from pxkit.router import Router
 from pxkit.sim import SimServer
 from waiting import until
 
-FILLS = int(os.environ.get("PX_FILLS", 10_000))
+FILLS = 10_000
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 09:30 New York: 10,000 fills a second apart stay in one day
 FAST = LinkSettings(backoff=(0, 0.2, 0.5, 1.0), stale_after=1.5, keepalive_interval=0.5, connect_timeout=3)
 
