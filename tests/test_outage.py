@@ -11,7 +11,7 @@ import httpx
 
 from conftest import ACCOUNT
 from pxkit import EventType, TradingSuite
-from pxkit.client.reconcile import UserState
+from pxkit.client.account_state import AccountState
 from pxkit.sim import SimServer
 from suites import open_suite
 from waiting import until
@@ -52,6 +52,8 @@ async def test_fills_during_a_user_hub_outage_are_booked_once_to_the_cent(sim: S
         mnq = suite["MNQ"]
         await trade(suite, sim, [("buy", 1, 9), ("sell", 1, 3)])  # pushed live
         await until(lambda: len(mnq.positions.trades) == 2, "the live fills")
+        reports = []
+        suite.router.on_reconciled(reports.append)
         for outage in range(2):
             await user_outage(suite, sim)
             await trade(suite, sim, ROUND_TRIPS[2 * outage:2 * outage + 2])
@@ -62,7 +64,6 @@ async def test_fills_during_a_user_hub_outage_are_booked_once_to_the_cent(sim: S
         assert {t.id for t in mnq.positions.trades} == ids and len(mnq.positions.trades) == len(ids)  # once each
         assert (mnq.positions.realized_pnl, mnq.positions.fees) == (realized, fees)
         assert suite.risk is not None and suite.risk.daily_realized() == (realized, fees)
-        reports = suite.realtime._reconcilers[ACCOUNT].reports
         assert [len(r.trades) for r in reports] == [2, 2]  # only what the hub missed, not the pushed fills
 
 
@@ -89,7 +90,7 @@ class SpoiledAnswers(httpx.AsyncBaseTransport):
 class Snapshots(logging.Handler):
     """Takes a copy of the cached user state at the moment a failed reconciliation is logged."""
 
-    def __init__(self, state: UserState) -> None:
+    def __init__(self, state: AccountState) -> None:
         super().__init__(logging.WARNING)
         self.state, self.taken = state, []
 
@@ -101,7 +102,7 @@ class Snapshots(logging.Handler):
 async def test_a_partial_answer_installs_nothing_and_the_reconciliation_is_retried(sim: SimServer) -> None:
     async with open_suite(sim, ["MNQ"], timeframes=["1min"]) as suite:
         mnq, transport = suite["MNQ"], suite.client.transport
-        state = suite.realtime.user_states[ACCOUNT]
+        state = suite.router.state
         snapshots = Snapshots(state)
         logging.getLogger("pxkit.client.reconcile").addHandler(snapshots)
         spoiled = SpoiledAnswers("/api/Position/searchOpen", "positions", 1)

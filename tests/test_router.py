@@ -1,5 +1,5 @@
 """Router without a network: hub items fed straight to route()/run() reach the context of their contract or account,
-the rest is counted; connection changes and reconciliation reports are applied in order; the feed lag."""
+the rest is counted; connection changes and reconciliations are applied in order; the feed lag."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from pxkit.client.realtime import MARKET, USER
-from pxkit.client.reconcile import UserState
 from pxkit.enums import DomType, LinkState, OrderSide, OrderStatus, OrderType, PositionType, TradeType, UserAction
 from pxkit.events import Event, EventBus, EventType
 from pxkit.instrument.context import InstrumentContext
@@ -20,6 +19,7 @@ from pxkit.instrument.orders import OrderManager
 from pxkit.instrument.positions import PositionManager
 from pxkit.messages import (
     AccountPushed,
+    AccountTruth,
     ConnectionChanged,
     DepthPushed,
     HubPush,
@@ -27,7 +27,6 @@ from pxkit.messages import (
     PositionPushed,
     QuotePushed,
     Reconciled,
-    ReconcileReport,
     TradesPushed,
     UserTradePushed,
 )
@@ -83,6 +82,15 @@ def order(order_id: int, *, account: int = ACCOUNT, contract: str = MNQ.id, stat
 
 def position(size: int, *, account: int = ACCOUNT, contract: str = MNQ.id) -> Position:
     return Position(7, account, contract, NOW, PositionType.LONG, size, 20000.0)
+
+
+def truth(*, account_id: int = ACCOUNT, orders: tuple[Order, ...] = (), positions: tuple[Position, ...] = (),
+          account: Account | None = None, ended: tuple[Order, ...] = (), fills: tuple[Trade, ...] = (),
+          primed: bool = False) -> Reconciled:
+    """The gateway's truth of an account, every part read now."""
+    now = time.time()
+    return Reconciled(USER, account_id, AccountTruth(account_id, orders, positions, account, ended, fills, now, NOW,
+                                                     now, now, now, now, primed))
 
 
 PUSHED = {Order: OrderPushed, Position: PositionPushed, Trade: UserTradePushed, Account: AccountPushed}
@@ -187,10 +195,13 @@ async def test_an_account_update_replaces_the_account_and_is_announced_on_the_su
 
 async def test_apply_state_installs_only_that_contracts_orders_and_position() -> None:
     mnq, es = context("MNQ", MNQ), context("ES", ES)
-    r = router(mnq, es)
-    state = UserState(ACCOUNT, orders={1: order(1), 2: order(2, contract=ES.id)},
-                      positions={MNQ.id: position(3), ES.id: position(1, contract=ES.id)})
-    r.apply_state(state, MNQ.id)
+    r = router()
+    r.route(truth(orders=(order(1), order(2, contract=ES.id)), positions=(position(3), position(1, contract=ES.id)),
+                  primed=True))  # at start-up, before the instruments are built
+    assert r.primed.is_set() and set(r.state.orders) == {1, 2} and set(r.state.positions) == {MNQ.id, ES.id}
+    r.add(mnq)
+    r.add(es)
+    r.apply_state(MNQ.id)
     assert [o.id for o in await mnq.orders.get_open_orders()] == [1] and mnq.positions.size == 3
     assert await es.orders.get_open_orders() == [] and es.positions.size == 0
 
@@ -219,43 +230,53 @@ async def test_connection_changes_reach_the_suite_and_every_instrument() -> None
 # ---------------------------------------------------------------------------------------------- reconciliation
 
 
-async def test_a_reconciliation_report_is_applied_as_pushes() -> None:
+async def test_what_a_reconciliation_finds_missed_is_applied_as_pushes() -> None:
     mnq = context("MNQ", MNQ)
-    r = router(mnq)
+    r, reports = router(mnq), []
+    r.on_reconciled(reports.append)
     r.route(user(order(1), UserAction.CREATED))
     r.route(user(position(2)))
     events, suite_events = record(mnq.event_bus), record(r.suite_bus)
     account = Account(ACCOUNT, "PRAC-1001", 50_120.0, True, True, True)
-    report = ReconcileReport(orders_closed=(order(1, status=OrderStatus.FILLED, fill=2),),
-                             orders_opened=(order(3),), positions_closed=(position(2),), account=account)
-    r.route(Reconciled(USER, OTHER, report))  # another account's report: not ours
-    assert events == [] and r.stats.counters["reconciliations"] == 0
-    r.route(Reconciled(USER, ACCOUNT, report))
+    found = truth(orders=(order(3),), account=account, ended=(order(1, status=OrderStatus.FILLED, fill=2),))
+    r.route(truth(account_id=OTHER, orders=(order(3),)))  # another account's truth: not ours
+    assert events == [] and r.stats.counters["reconciliations"] == 0 and reports == []
+    r.route(found)
     assert [e.type for e in events] == [EventType.ORDER_FILLED, EventType.ORDER_PLACED, EventType.POSITION_CLOSED]
     assert mnq.orders.handle(1).status is OrderStatus.FILLED
     assert [o.id for o in await mnq.orders.get_open_orders()] == [3]
     assert mnq.positions.position is None and events[-1].data.size == 0
     assert r.account == account and [e.type for e in suite_events] == [EventType.ACCOUNT_UPDATE]
     assert r.stats.counters["reconciliations"] == 1
+    report = reports[-1]
+    assert ([o.id for o in report.orders_closed], [o.id for o in report.orders_opened]) == ([1], [3])
+    assert [p.size for p in report.positions_closed] == [2] and report.account == account
+    assert (r.state.orders, r.state.positions, 1 in r.state.ended) == ({3: order(3)}, {}, True)
 
-    reopened = ReconcileReport(positions_opened=(position(1),), orders_changed=(order(3, fill=1),))
-    r.route(Reconciled(USER, ACCOUNT, reopened))
+    r.route(truth(orders=(order(3, fill=1),), positions=(position(1),), account=account))
     assert [e.type for e in events[-2:]] == [EventType.ORDER_PARTIAL_FILL, EventType.POSITION_OPENED]
     assert mnq.positions.size == 1 and mnq.orders.handle(3).fill_volume == 1
+    assert (reports[-1].orders_changed, reports[-1].positions_opened) == ((order(3, fill=1),), (position(1),))
+    r.route(truth(orders=(order(3, fill=1),), positions=(position(1),), account=account))
+    assert not reports[-1].missed_anything  # nothing new: nothing applied again
+    assert r.stats.counters["reconciliations"] == 3
 
 
-async def test_missed_fills_of_a_report_are_booked_once_before_its_orders() -> None:
+async def test_missed_fills_of_a_reconciliation_are_booked_once_before_its_orders() -> None:
     mnq = context("MNQ", MNQ)
-    r = router(mnq)
+    r, reports = router(mnq), []
+    r.on_reconciled(reports.append)
     opening = Trade(5, ACCOUNT, MNQ.id, NOW, 20000.0, 0.74, OrderSide.BUY, 2, 1)
     closing = Trade(6, ACCOUNT, MNQ.id, NOW + timedelta(seconds=9), 20010.0, 0.74, OrderSide.SELL, 2, 2, 40.0)
     r.route(user(opening))  # pushed before the hub dropped
     pnl_when_filled: list[float] = []
     mnq.event_bus.on(EventType.ORDER_FILLED, lambda e: pnl_when_filled.append(mnq.positions.realized_pnl))
     filled = dataclasses.replace(order(2, status=OrderStatus.FILLED, fill=2), side=OrderSide.SELL)
-    report = ReconcileReport(orders_closed=(filled,), trades=(opening, closing))  # the search overlaps the push
-    r.route(Reconciled(USER, ACCOUNT, report))
-    r.route(Reconciled(USER, ACCOUNT, report))  # and a second report of the same fills
+    found = truth(ended=(filled,), fills=(opening, closing))  # the search overlaps the push
+    r.route(found)
+    assert reports[-1].trades == (closing,)  # the pushed fill is known
+    r.route(found)  # and a second read of the same fills
+    assert reports[-1].trades == ()
     assert [t.id for t in mnq.positions.trades] == [5, 6]
     assert (mnq.positions.realized_pnl, mnq.positions.fees) == (40.0, 1.48)
     assert pnl_when_filled == [40.0]  # the fill was booked before its order was announced filled

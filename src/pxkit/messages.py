@@ -1,6 +1,7 @@
-"""What the realtime client streams: every hub push decoded, connection changes and reconciliation reports.
+"""What the realtime client streams: every hub push decoded, connection changes and accounts read anew.
 
-A closed set of frozen types; the codec builds the pushes, the realtime client the other two.
+A closed set of frozen types; the codec builds the pushes, the realtime client the other two. The router
+compares each AccountTruth with its cache and reports what the managers missed as a ReconcileReport.
 
 | message           | from                               | carries                                        |
 |-------------------|------------------------------------|------------------------------------------------|
@@ -12,7 +13,7 @@ A closed set of frozen types; the codec builds the pushes, the realtime client t
 | UserTradePushed   | user hub, a fill of the user's     | trade (Trade), action                          |
 | AccountPushed     | user hub, the account changed      | account (Account), action                      |
 | ConnectionChanged | either hub's link                  | hub, state (LinkState), at                     |
-| Reconciled        | the user hub, after a reconnect    | hub, account_id, report (ReconcileReport)      |
+| Reconciled        | user hub, subscribed or reconnected| hub, account_id, truth (AccountTruth)          |
 
 Pushes carry `received_at`, the time.time() at which their frame arrived on the socket. A market push's
 `contract_id` is None when the gateway sent its payload alone.
@@ -21,6 +22,7 @@ Pushes carry `received_at`, the time.time() at which their frame arrived on the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from .enums import LinkState, UserAction
 from .models import Account, DepthEntry, MarketTrade, Order, Position, Quote, Trade
@@ -120,12 +122,37 @@ class ReconcileReport:
 
 
 @_message
+class AccountTruth:
+    """One complete read of an account on the gateway, with the time.time() at which each part was in hand.
+
+    A push that arrived after a part was read is newer than that part. `ended_orders` and `trades` reach back to
+    the window's start, so every order end and fill since the last moment all of them were known is in them.
+    `primed`: the first read, at subscription, which reports no order end or fill as missed.
+    """
+
+    account_id: int
+    open_orders: tuple[Order, ...]
+    positions: tuple[Position, ...]
+    account: Account | None
+    ended_orders: tuple[Order, ...]  # orders in a final state whose last change is inside the window
+    trades: tuple[Trade, ...]
+    started: float  # time.time() when the reads began
+    known_until: datetime  # gateway time when the reads began: every fill and order end before it is known
+    orders_read_at: float
+    positions_read_at: float
+    account_read_at: float
+    trades_read_at: float
+    primed: bool = False
+
+
+@_message
 class Reconciled:
-    """An account was reconciled after a reconnect: its report is in the user stream, in order with pushes."""
+    """An account's truth was read (at subscription, and after every reconnect of the user hub): it is in the
+    user stream, in order with the pushes, for the router to compare with its cache."""
 
     hub: str
     account_id: int
-    report: ReconcileReport
+    truth: AccountTruth
 
 
 MarketPush = TradesPushed | QuotePushed | DepthPushed

@@ -1,4 +1,5 @@
-"""The suite's one writer: a task that reads both hub streams and applies each message to its instrument."""
+"""The suite's one writer: a task that reads both hub streams and applies each message to the account's state
+and to its instrument."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .client.realtime import MARKET
-from .client.reconcile import UserState
+from .client.account_state import AccountState
+from .client.realtime import MARKET, USER
 from .enums import LinkState, UserAction
 from .events import EventBus, EventType
 from .instrument.context import InstrumentContext
@@ -23,6 +24,7 @@ from .messages import (
     PositionPushed,
     QuotePushed,
     Reconciled,
+    ReconcileReport,
     TradesPushed,
     UserTradePushed,
 )
@@ -41,12 +43,18 @@ class Router:
 
     Market pushes carry the contract id first; a quote's own `symbol` is the symbolId (`F.US.MNQ`), used only
     when the contract id is missing. User pushes of other accounts or contracts are counted, not applied.
-    Connection changes and reconciliation reports travel in the same stream, so they are applied in order.
+    Connection changes and reconciliations travel in the same stream, so they are applied in order.
+
+    The router owns the account's cached state (`state`) and is its only writer: every user push is applied to it
+    before the managers see it, and a reconciliation's truth is compared with it, installed, and what the
+    managers missed is applied to them as if it had been pushed.
     """
 
     def __init__(self, account: Account, suite_bus: EventBus, clock: Callable[[], datetime], *,
                  stats: ComponentStats | None = None) -> None:
-        self.account = account
+        self.state = AccountState(account, clock)
+        self.primed = asyncio.Event()  # set once the account's first truth has been installed
+        self._reconciled_listeners: list[Callable[[ReconcileReport], Any]] = []
         self.suite_bus = suite_bus
         self.clock = clock
         self.stats = stats or ComponentStats("router")
@@ -89,7 +97,7 @@ class Router:
             case (OrderPushed(order=model) | PositionPushed(position=model) | UserTradePushed(trade=model)
                   | AccountPushed(account=model)):
                 self.stats.count(type(item).__name__)
-                self._user(model, item.action)
+                self._user(model, item.action, item.received_at)
             case ConnectionChanged():
                 self._connection(item)
             case Reconciled():
@@ -138,16 +146,22 @@ class Router:
 
     # ------------------------------------------------------------------ user
 
-    def _user(self, model: Any, action: UserAction) -> None:
-        if isinstance(model, Account):
-            if model.id == self.account.id:
-                self.account = model
-                self.suite_bus.emit_nowait(EventType.ACCOUNT_UPDATE, model, source="account")
-            else:
-                self.stats.count("other_account")
-            return
-        if not isinstance(model, Order | Position | Trade) or model.account_id != self.account.id:
+    @property
+    def account(self) -> Account:
+        """The suite's account, kept current by the user hub."""
+        return self.state.account
+
+    def _user(self, model: Any, action: UserAction, received_at: float) -> None:
+        if not isinstance(model, Order | Position | Trade | Account) or not self.state.apply(model, action,
+                                                                                             received_at):
             self.stats.count("other_account")
+            return
+        self._manage(model, action)
+
+    def _manage(self, model: Order | Position | Trade | Account, action: UserAction) -> None:
+        """Hand one message of the account, already applied to its state, to the manager of its contract."""
+        if isinstance(model, Account):
+            self.suite_bus.emit_nowait(EventType.ACCOUNT_UPDATE, model, source="account")
             return
         context = self.contexts.get(model.contract_id)
         if context is None:
@@ -160,32 +174,46 @@ class Router:
         else:
             context.positions.apply_trade(model)
 
-    def apply_state(self, state: UserState, contract_id: str) -> None:
-        """Install the account's working orders and open position of one contract, read at start-up."""
-        for order in state.orders.values():
+    def apply_state(self, contract_id: str) -> None:
+        """Install the account's working orders and open position of one contract from the state (at start-up)."""
+        for order in list(self.state.orders.values()):
             if order.contract_id == contract_id:
-                self._user(order, UserAction.CREATED)
-        position = state.positions.get(contract_id)
+                self._manage(order, UserAction.CREATED)
+        position = self.state.positions.get(contract_id)
         if position is not None:
-            self._user(position, UserAction.CREATED)
+            self._manage(position, UserAction.CREATED)
 
     def _reconciled(self, item: Reconciled) -> None:
-        """Put what the hub missed while away into the managers, as if it had been pushed: the missed fills are
-        booked by the position managers, which ignore a fill they already have."""
+        """Install the account's truth and put what the hub missed into the managers, as if it had been pushed:
+        the missed fills are booked by the position managers, which ignore a fill they already have."""
         if item.account_id != self.account.id:
             return
-        report = item.report
-        for trade in report.trades:  # booked first, so the fill events after them see the P&L; once each by id
-            self._user(trade, UserAction.CREATED)
-        for order in (*report.orders_closed, *report.orders_opened, *report.orders_changed):
-            self._user(order, UserAction.UPDATED)
-        for position in report.positions_closed:
-            self._user(dataclasses.replace(position, size=0), UserAction.DELETED)
-        for position in (*report.positions_opened, *report.positions_changed):
-            self._user(position, UserAction.UPDATED)
-        if report.account is not None:
-            self._user(report.account, UserAction.UPDATED)
+        try:
+            report = self.state.install(item.truth)
+            for trade in report.trades:  # booked first, so the fill events after them see the P&L
+                self._manage(trade, UserAction.CREATED)
+            for order in (*report.orders_closed, *report.orders_opened, *report.orders_changed):
+                self._manage(order, UserAction.UPDATED)
+            for position in report.positions_closed:
+                self._manage(dataclasses.replace(position, size=0), UserAction.DELETED)
+            for position in (*report.positions_opened, *report.positions_changed):
+                self._manage(position, UserAction.UPDATED)
+            if report.account is not None:
+                self._manage(report.account, UserAction.UPDATED)
+        finally:
+            self.primed.set()
         self.stats.count("reconciliations")
+        if report.missed_anything and not item.truth.primed:
+            log.info("reconciled account %d: %d orders closed, %d opened, %d positions closed, %d opened, "
+                     "%d fills missed", item.account_id, len(report.orders_closed), len(report.orders_opened),
+                     len(report.positions_closed), len(report.positions_opened), len(report.trades))
+        for listener in list(self._reconciled_listeners):
+            listener(report)
+
+    def on_reconciled(self, listener: Callable[[ReconcileReport], Any]) -> None:
+        """Call `listener(report)` after each truth of the account is installed (the first, at subscription,
+        reports what was open then), with what the managers had not seen."""
+        self._reconciled_listeners.append(listener)
 
     # ------------------------------------------------------------------ connection
 
@@ -193,6 +221,8 @@ class Router:
         kind = _CONNECTION_EVENTS.get(item.state)
         if item.state is LinkState.RECONNECTED:
             self.reconnects += 1
+        if item.hub == USER and item.state is LinkState.DISCONNECTED:
+            self.state.lost(item.at)
         if kind is None:
             return
         if item.hub == MARKET and item.state is LinkState.DISCONNECTED:

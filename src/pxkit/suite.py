@@ -169,7 +169,7 @@ class TradingSuite:
         stream = self.realtime.stream(USER, MARKET)  # registered now: nothing pushed from here on is missed
         self._tasks.append(asyncio.create_task(self.router.run(stream), name="pxkit-router"))
         await self.realtime.connect()
-        await self.realtime.subscribe_user(self.router.account.id)
+        await self.realtime.subscribe_user(self.router.account.id, self.router.state)  # its truth is streamed
         if "risk_manager" in self.options.features and self.options.risk is not None:
             self.risk = RiskManager(self.options.risk, self.client, self.router.account.id, clock=self.clock)
         symbols = list(dict.fromkeys(symbols))
@@ -225,9 +225,8 @@ class TradingSuite:
             self.router.remove(context)
             await self._unsubscribe(contract.id)
             raise
-        state = self.realtime.user_states.get(account_id)
-        if state is not None:  # the account's truth at start-up, then the hub keeps it current
-            self.router.apply_state(state, contract.id)
+        await self.router.primed.wait()  # the account's truth at start-up is routed, then the hub keeps it current
+        self.router.apply_state(contract.id)
         return context
 
     async def _unsubscribe(self, contract_id: str) -> None:

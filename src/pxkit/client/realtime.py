@@ -3,7 +3,8 @@
 This is the kit's one thread boundary (see hublink.py). Pushes arrive decoded into messages (messages.py), in
 arrival order, on one async stream per hub and through listeners by message type; each carries the time its
 frame was received. After every reconnect the subscriptions are replayed and, for the user hub, a
-StateReconciler compares the cached orders, positions and account with the gateway's and reports what was missed.
+StateReconciler reads the gateway's orders, positions, account and fills, and streams them as a Reconciled
+message, in order with the pushes.
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from ..messages import (
     OrderPushed,
     PositionPushed,
     Reconciled,
-    ReconcileReport,
     UserTradePushed,
 )
-from ..models import Account
 from .auth import TokenManager
 from .hublink import HubLink, LinkSettings
-from .reconcile import StateReconciler, UserState, UserStateSource
+from .reconcile import StateReconciler, SyncedState, UserStateSource
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,9 @@ class ProjectXRealtimeClient:
         }
         self._accounts: list[int] = []
         self._contracts: dict[str, dict[str, bool]] = {}
-        self.user_states: dict[int, UserState] = {}
         self._reconcilers: dict[int, StateReconciler] = {}
         self._callbacks: dict[type, list[Callable[[Any], Any]]] = {}  # by push message type
         self._state_callbacks: list[Callable[[ConnectionChanged], Any]] = []
-        self._reconcile_callbacks: list[Callable[[int, ReconcileReport], Any]] = []
         self._queues: dict[str, list[asyncio.Queue[Any]]] = {USER: [], MARKET: []}
         self._decode_errors: dict[str, int] = {}  # by "hub.target": undecodable pushes and records
         self._ignored: Counter[str] = Counter()  # by "hub.target": pushes of targets this client does not know
@@ -131,20 +128,23 @@ class ProjectXRealtimeClient:
 
     # ------------------------------------------------------------------ subscriptions
 
-    async def subscribe_user(self, account_id: int) -> None:
-        """Accounts, orders, positions and trades of an account; kept across reconnects."""
+    async def subscribe_user(self, account_id: int, state: SyncedState | None = None) -> None:
+        """Accounts, orders, positions and trades of an account; kept across reconnects. With the account's cached
+        `state` (and a REST source), its truth is read now and after every reconnect, and streamed as Reconciled."""
         if account_id not in self._accounts:
             self._accounts.append(account_id)
-            state = self.user_states[account_id] = UserState(account_id)
-            if self.rest is not None:
-                self._reconcilers[account_id] = StateReconciler(self.rest, state)
+        if state is not None and self.rest is not None and account_id not in self._reconcilers:
+            self._reconcilers[account_id] = StateReconciler(self.rest, account_id, state,
+                                                            pushes_received=self.pushes_received)
         if self.links[USER].connected:
             await self._subscribe_account(account_id, first=len(self._accounts) == 1)
         reconciler = self._reconcilers.get(account_id)
         if reconciler is not None:
-            await reconciler.prime()
+            self._publish(USER, Reconciled(USER, account_id, await reconciler.prime()))
 
     async def unsubscribe_user(self, account_id: int) -> None:
+        """Stop the account's feeds and its reconciliation."""
+        self._reconcilers.pop(account_id, None)
         if account_id in self._accounts:
             self._accounts.remove(account_id)
             if self.links[USER].connected:
@@ -210,13 +210,12 @@ class ProjectXRealtimeClient:
     async def _reconcile(self) -> None:
         for account_id, reconciler in list(self._reconcilers.items()):
             try:
-                report = await reconciler.reconcile()
+                truth = await reconciler.reconcile()
             except PxError as exc:  # REST trouble must not take the hub down; the next reconnect retries
                 log.error("reconciling account %d failed: %s", account_id, exc)
                 continue
-            self._publish(USER, Reconciled(USER, account_id, report))
-            for callback in list(self._reconcile_callbacks):
-                self._call(callback, account_id, report)
+            if self._reconcilers.get(account_id) is reconciler:  # not unsubscribed meanwhile
+                self._publish(USER, Reconciled(USER, account_id, truth))
 
     # ------------------------------------------------------------------ listeners
 
@@ -240,10 +239,6 @@ class ProjectXRealtimeClient:
 
     def on_state(self, callback: Callable[[ConnectionChanged], Any]) -> None:
         self._state_callbacks.append(callback)
-
-    def on_reconciled(self, callback: Callable[[int, ReconcileReport], Any]) -> None:
-        """Call `callback(account_id, report)` after every reconciliation."""
-        self._reconcile_callbacks.append(callback)
 
     def stream(self, *hubs: str) -> AsyncIterator[HubMessage]:
         """Every push, state change and reconciliation of the given hubs (default both), in arrival order, from
@@ -335,11 +330,8 @@ class ProjectXRealtimeClient:
         self._ignored[kind] += 1
 
     def _arrived(self, message: HubPush) -> None:
-        """Count a user push by its model, and keep the account's state."""
+        """Count a user push by its model (what `pushes_received` tells)."""
         match message:
             case (OrderPushed(order=model) | PositionPushed(position=model) | UserTradePushed(trade=model)
                   | AccountPushed(account=model)):
                 self._received[type(model)] += 1
-                state = self.user_states.get(model.id if isinstance(model, Account) else model.account_id)
-                if state is not None:
-                    state.apply(model, message.action)

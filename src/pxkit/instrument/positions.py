@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +13,10 @@ from ..enums import PositionType, UserAction
 from ..events import EventBus, EventType
 from ..loops import on_loop, running_loop
 from ..models import Contract, Position, Trade
+
+log = logging.getLogger(__name__)
+
+MAX_FILLS = 1_000  # fills kept to book each once and take a voided one back out; older ones are only in the totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +34,9 @@ class PositionManager:
 
     State changes only in `apply_position` and `apply_trade`, which the suite's router calls for each user-hub
     push (and with REST truth after start-up or a reconnect). Realised P&L is the gateway's `profitAndLoss` of
-    closing fills; unrealised P&L is ticks x tick value against `last_price()` or a given price. Commands called
-    from another thread's loop run on the loop the manager was made on (`loop`).
+    closing fills, kept as running totals; unrealised P&L is ticks x tick value against `last_price()` or a given
+    price. The latest MAX_FILLS fills are kept, so that a fill reported twice is booked once and one voided later
+    is taken back out. Commands called from another thread's loop run on the loop the manager was made on (`loop`).
     """
 
     def __init__(self, client: ProjectX, contract: Contract, bus: EventBus, *, account_id: int, symbol: str,
@@ -41,7 +48,8 @@ class PositionManager:
         self.symbol = symbol
         self.last_price = last_price
         self._position: Position | None = None
-        self._trades: dict[int, Trade] = {}  # every fill seen, by id, in its latest state
+        self._trades: OrderedDict[int, Trade] = OrderedDict()  # the latest MAX_FILLS fills, by id, latest state
+        self._fill_listeners: list[Callable[[Trade], None]] = []
         self._realized = 0.0
         self._fees = 0.0
         self._last_fill: datetime | None = None
@@ -71,19 +79,32 @@ class PositionManager:
         self.bus.emit_nowait(kind, position, source=self.symbol, timestamp=stamp)
 
     def apply_trade(self, trade: Trade) -> None:
-        """Book a fill once (a repeated trade id is ignored); a fill voided later is taken back out."""
+        """Book a fill once (a repeated trade id is ignored); a fill voided later is taken back out. Every change
+        of what is booked is told to the fill listeners."""
         if trade.contract_id != self.contract.id or trade.account_id != self.account_id:
             return
         known = self._trades.get(trade.id)
         if known is not None and known.voided == trade.voided:
             return
+        if known is None and trade.voided and len(self._trades) >= MAX_FILLS and trade.id < next(iter(self._trades)):
+            log.warning("%s: fill %d was voided after it left the latest %d fills; the totals still hold it",
+                        self.symbol, trade.id, MAX_FILLS)
         if known is not None and not known.voided:
             self._book(known, -1)
         self._trades[trade.id] = trade
+        self._trades.move_to_end(trade.id)
+        if len(self._trades) > MAX_FILLS:
+            self._trades.popitem(last=False)
         if not trade.voided:
             self._book(trade, 1)
             if self._last_fill is None or trade.creation_timestamp > self._last_fill:
                 self._last_fill = trade.creation_timestamp
+        for listener in list(self._fill_listeners):
+            listener(trade)
+
+    def on_fill(self, listener: Callable[[Trade], None]) -> None:
+        """Call `listener(trade)` (on the manager's loop) whenever a fill is booked or a booked one is voided."""
+        self._fill_listeners.append(listener)
 
     def _book(self, trade: Trade, sign: int) -> None:
         self._realized += sign * (trade.profit_and_loss or 0.0)
@@ -113,8 +134,12 @@ class PositionManager:
 
     @property
     def trades(self) -> list[Trade]:
-        """The fills booked (voided ones left out), in arrival order."""
+        """The latest fills booked (up to MAX_FILLS, voided ones left out), in arrival order."""
         return [t for t in self._trades.values() if not t.voided]
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries the manager keeps: fills (at most MAX_FILLS) and fill listeners."""
+        return {"fills": len(self._trades), "fill_listeners": len(self._fill_listeners)}
 
     @property
     def realized_pnl(self) -> float:

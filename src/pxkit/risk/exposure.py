@@ -33,6 +33,8 @@ class Exposure:
       that includes it (the gateway pushes an order's fill before the position it makes).
     - Native bracket legs only ever close the position, so they count as working orders, not as exposure.
     The owner feeds it every order update (`order_seen`) and position update (`position_seen`) on its loop.
+    Its maps hold only what is still open: orders admitted and not yet held, orders with fills no position push
+    has brought, and the fill volume already brought of orders still working.
     """
 
     def __init__(self) -> None:
@@ -46,6 +48,10 @@ class Exposure:
             for order in context.orders.working():
                 if order.fill_volume:
                     self._positioned[order.id] = order.fill_volume
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each map holds: admitted orders, orders with unpositioned fills, positioned volumes."""
+        return {"reserved": len(self.reserved), "fills": len(self._fills), "positioned": len(self._positioned)}
 
     # ------------------------------------------------------------------ reservations
 
@@ -76,6 +82,8 @@ class Exposure:
         """An order update reached its manager; returns the reservation the order first shows up for, if any."""
         if order.fill_volume > self._positioned.get(order.id, 0):
             self._fills[order.id] = order
+        elif order.status in TERMINAL:  # ended with every fill in a position: nothing of it is left to count
+            self._positioned.pop(order.id, None)
         reservation = self.reserved.get(order.custom_tag or "")
         if reservation is None or reservation.seen:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ _ORDER_EVENTS = (EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER
                  EventType.ORDER_CANCELLED, EventType.ORDER_REJECTED)  # every first sight of an order emits one
 _POSITION_EVENTS = (EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED)
 _WATCHED = (EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL, EventType.ORDER_PLACED, *_POSITION_EVENTS)
+MAX_COUNTED_FILLS = 5_000  # the day's latest fills kept to count each once (and take a voided one back out)
 
 
 class RiskManager:
@@ -63,7 +65,8 @@ class RiskManager:
         self.writer = StoreWriter()
         self.exposure = Exposure()
         self._store = store
-        self._trades: dict[int, Trade] = {}  # the account's trades of the current trading day, by id
+        self._counted: OrderedDict[int, Trade] = OrderedDict()  # the day's latest fills (MAX_COUNTED_FILLS)
+        self._day_sums = [0.0, 0.0]  # realised and fees of the day's fills counted
         self._carried = (0.0, 0.0)  # realised and fees from the store, when the day's trades could not be read
         self._day = trading_day(clock())
         self._enforcing: asyncio.Task[None] | None = None
@@ -93,6 +96,7 @@ class RiskManager:
             self._persisted = (self._day, stored.realised, stored.fees)
         self.exposure.start(contexts.values())
         for context in contexts.values():
+            context.positions.on_fill(self._count)  # from now on; the day's search below has the ones before
             for kind in _ORDER_EVENTS:
                 context.event_bus.on(kind, self._order_seen, priority=1000)
             for kind in _POSITION_EVENTS:
@@ -113,7 +117,8 @@ class RiskManager:
             log.error("loading today's trades failed (%s); the day's P&L carries on from the stored %s", exc,
                       self._carried)
             return
-        self._trades = {t.id: t for t in trades}
+        for trade in trades:
+            self._count(trade)
         self._persist_day()
 
     async def _settle_intents(self) -> None:
@@ -132,19 +137,37 @@ class RiskManager:
 
     def daily_realized(self) -> tuple[float, float]:
         """Realised P&L and fees of the current trading day."""
-        self._collect()
-        realised = self._carried[0] + sum(t.profit_and_loss or 0.0 for t in self._trades.values() if not t.voided)
-        fees = self._carried[1] + sum(t.fees for t in self._trades.values() if not t.voided)
-        return round(realised, 2), round(fees, 2)
+        self._roll(trading_day(self.clock()))
+        return round(self._carried[0] + self._day_sums[0], 2), round(self._carried[1] + self._day_sums[1], 2)
 
-    def _collect(self) -> None:
-        day = trading_day(self.clock())
+    def sizes(self) -> dict[str, int]:
+        """How many entries the manager keeps: the day's fills counted (MAX_COUNTED_FILLS), orders of unknown
+        fate, and the exposure's maps."""
+        return {"counted_fills": len(self._counted), "unknown": len(self._unknown),
+                **{f"exposure_{name}": n for name, n in self.exposure.sizes().items()}}
+
+    def _roll(self, day: date) -> None:
         if day != self._day:  # 18:00 New York: a new trading day starts from zero
-            self._day, self._trades, self._carried = day, {}, (0.0, 0.0)
-        for context in self.contexts.values():
-            for trade in context.positions.trades:
-                if trading_day(trade.creation_timestamp) == self._day:
-                    self._trades[trade.id] = trade
+            self._day, self._counted, self._day_sums, self._carried = day, OrderedDict(), [0.0, 0.0], (0.0, 0.0)
+
+    def _count(self, trade: Trade) -> None:
+        """Count a fill of the day once by id; a voided one is taken back out."""
+        if trade.account_id != self.account_id:
+            return
+        self._roll(trading_day(self.clock()))
+        if trading_day(trade.creation_timestamp) != self._day:
+            return
+        known = self._counted.get(trade.id)
+        if known is not None and known.voided == trade.voided:
+            return
+        for fill, sign in ((known, -1), (trade, 1)):
+            if fill is not None and not fill.voided:
+                self._day_sums[0] += sign * (fill.profit_and_loss or 0.0)
+                self._day_sums[1] += sign * fill.fees
+        self._counted[trade.id] = trade
+        self._counted.move_to_end(trade.id)
+        if len(self._counted) > MAX_COUNTED_FILLS:
+            self._counted.popitem(last=False)
 
     def _persist_day(self) -> None:
         """Queue the day's realised P&L and fees for the store when they changed (the timer calls this often)."""
