@@ -75,6 +75,7 @@ class OrderManager:
         self.max_ended = max_ended
         self._orders: dict[int, Order] = {}  # working and kept ended orders of this contract, by id
         self._ended: dict[int, None] = {}  # ids of the kept ended orders, in the order they ended
+        self._working: dict[int, None] = {}  # ids of the working orders, in the order they were first seen working
         self._evicted: dict[int, None] = {}  # ids of the latest evicted orders, oldest first
         self._waiters: dict[int, list[asyncio.Future[Order]]] = {}
         self._brackets: list[BracketHandle] = []  # native brackets waiting for their legs
@@ -85,8 +86,8 @@ class OrderManager:
         self.loop = running_loop()  # the owner: the loop running at construction
 
     def __repr__(self) -> str:
-        working = sum(o.status.is_working for o in self._orders.values())
-        return f"OrderManager({self.symbol!r}, account={self.account_id}, working={working}, seen={len(self._orders)})"
+        return (f"OrderManager({self.symbol!r}, account={self.account_id}, working={len(self._working)}, "
+                f"seen={len(self._orders)})")
 
     # ------------------------------------------------------------------ the one writer
 
@@ -100,6 +101,10 @@ class OrderManager:
         if (previous is not None and is_stale(previous, order)) or (previous is None and order.id in self._evicted):
             return
         self._orders[order.id] = order
+        if order.status.is_working:
+            self._working.setdefault(order.id, None)
+        else:
+            self._working.pop(order.id, None)
         self._emit(previous, order)
         if order.status in TERMINAL:
             self._ended[order.id] = None
@@ -188,7 +193,7 @@ class OrderManager:
 
     def working(self) -> list[Order]:
         """Working orders, oldest first, as the hub last reported them."""
-        return [o for o in self._orders.values() if o.status.is_working]
+        return [self._orders[i] for i in self._working]
 
     async def get_open_orders(self) -> list[Order]:
         """Working orders, oldest first, as the hub last reported them."""
