@@ -202,8 +202,8 @@ async def test_apply_state_installs_only_that_contracts_orders_and_position() ->
     r.add(mnq)
     r.add(es)
     r.apply_state(MNQ.id)
-    assert [o.id for o in await mnq.orders.get_open_orders()] == [1] and mnq.positions.size == 3
-    assert await es.orders.get_open_orders() == [] and es.positions.size == 0
+    assert [o.id for o in mnq.orders.working()] == [1] and mnq.positions.size == 3
+    assert es.orders.working() == [] and es.positions.size == 0
 
 
 # ---------------------------------------------------------------------------------------------- connection
@@ -244,7 +244,7 @@ async def test_what_a_reconciliation_finds_missed_is_applied_as_pushes() -> None
     r.route(found)
     assert [e.type for e in events] == [EventType.ORDER_FILLED, EventType.ORDER_PLACED, EventType.POSITION_CLOSED]
     assert mnq.orders.handle(1).status is OrderStatus.FILLED
-    assert [o.id for o in await mnq.orders.get_open_orders()] == [3]
+    assert [o.id for o in mnq.orders.working()] == [3]
     assert mnq.positions.position is None and events[-1].data.size == 0
     assert r.account == account and [e.type for e in suite_events] == [EventType.ACCOUNT_UPDATE]
     assert r.stats.counters["reconciliations"] == 1

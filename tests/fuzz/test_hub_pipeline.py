@@ -339,7 +339,7 @@ class Pipeline:
                 book.get_market_imbalance()
                 book.get_trade_flow()
             if any(p.target in codec.USER_EVENT_MODELS for p in routed):
-                await context.orders.get_open_orders()
+                context.orders.working()
                 await context.positions.get_position()
                 context.positions.pnl()
 

@@ -33,7 +33,7 @@ async def test_market_order_fills_on_placement_and_its_handle_follows_the_hub(tr
     assert trading.of(*ORDER_EVENTS, order_id=handle.id) == [PLACED, FILLED]
     event = next(e for e in trading.events if e.type is FILLED)
     assert (event.source, event.data, event.timestamp) == ("MNQ", order, order.update_timestamp)
-    assert trading.orders.latest(handle.id) == order and await trading.orders.get_open_orders() == []
+    assert trading.orders.latest(handle.id) == order and trading.orders.working() == []
 
 
 async def test_a_handle_made_after_the_pushes_starts_from_their_latest_state(trading):
@@ -106,7 +106,7 @@ async def test_join_orders_rest_at_the_touch_and_cancel_all_cancels_them(trading
     assert (joined_bid.type, joined_bid.side, joined_bid.limit_price) == (OrderType.JOIN_BID, OrderSide.BUY, bids[0][0])
     assert (joined_ask.type, joined_ask.side, joined_ask.limit_price) == (OrderType.JOIN_ASK, OrderSide.SELL,
                                                                           asks[0][0])
-    assert {o.id for o in await trading.orders.get_open_orders()} == {bid.id, ask.id}
+    assert {o.id for o in trading.orders.working()} == {bid.id, ask.id}
     assert await trading.orders.cancel_all_orders() == 2
     assert (await bid.wait_done(timeout=5)).status is (await ask.wait_done(timeout=5)).status is OrderStatus.CANCELLED
 

@@ -195,10 +195,6 @@ class OrderManager:
         """Working orders, oldest first, as the hub last reported them."""
         return [self._orders[i] for i in self._working]
 
-    async def get_open_orders(self) -> list[Order]:
-        """Working orders, oldest first, as the hub last reported them."""
-        return self.working()
-
     def is_bracket_leg(self, order_id: int) -> bool:
         """Whether the order is a native bracket leg of this process's brackets (it only ever closes)."""
         return order_id in self._claimed
