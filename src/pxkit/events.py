@@ -151,14 +151,18 @@ class EventBus:
 
     def wants(self, event_type: EventType) -> bool:
         """Whether an event of this type would reach any handler (lets hot paths skip building it)."""
+        return bool(self._handlers_of(event_type))
+
+    def _handlers_of(self, event_type: EventType) -> tuple[_Entry, ...]:
+        """The snapshot of `_due`, cached until a handler comes or goes (an empty one too)."""
         due = self._due_cache.get(event_type)
-        return bool(due if due is not None else self._due(event_type))
+        return due if due is not None else self._due(event_type)
 
     async def emit(self, event_type: EventType | str, data: Any = None, *, source: str | None = None,
                    timestamp: datetime | None = None) -> Event:
         """Deliver an event: sync handlers inline, async handlers awaited in order; returns the event."""
         event = self._make(event_type, data, source, timestamp)
-        for entry in self._due(event.type):
+        for entry in self._handlers_of(event.type):
             if not self._still_due(entry):
                 continue
             try:
@@ -174,7 +178,7 @@ class EventBus:
         """Deliver an event from sync code running on the loop; async handlers become tasks awaited by `aclose()`."""
         asyncio.get_running_loop()  # fail fast off the loop, before any handler runs
         event = self._make(event_type, data, source, timestamp)
-        for entry in self._due_cache.get(event.type) or self._due(event.type):
+        for entry in self._handlers_of(event.type):
             if entry.active and (not entry.once or self._still_due(entry)):
                 self._deliver_nowait(entry.callback, event)
         return event

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 TRADE_WINDOW_MARGIN = timedelta(minutes=1)  # fills and order ends are searched from this long before the last
 # moment every fill was known (clock skew, and the local-to-gateway time conversion)
+ORDER_WINDOW = timedelta(days=1)  # ended orders are looked for among those created this long back at least
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between the attempts of a reconciliation that failed on REST
 SETTLE_READS = 3  # reads of one part at most while pushes of its kind keep arriving during the read
 T = TypeVar("T")
@@ -114,7 +115,7 @@ class StateReconciler:
         positions, positions_at = await self._read_settled(Position, lambda: source.search_open_positions(
             account_id=account_id))
         accounts, account_at = await self._read_settled(Account, lambda: source.list_accounts(only_active=False))
-        recent = await source.search_orders(account_id=account_id)
+        recent = await source.search_orders(min(since, gateway_started - ORDER_WINDOW), account_id=account_id)
         trades, trades_at = await self._read_settled(Trade, lambda: source.search_trades(since,
                                                                                          account_id=account_id))
         self.synced_at = gateway_started
