@@ -20,17 +20,23 @@ class Kernel:
         env.pop("PROJECTX_API_KEY", None)
         self.manager, self.client = start_new_kernel(kernel_name="python3", env=env)
 
+        self.late: dict[str, list[str]] = {}  # per request id: what it printed after its cell had finished
+        self.last_id = ""
+
     def run(self, code: str, timeout: float = 60) -> str:
-        msg_id = self.client.execute(code)
+        """Run `code` as a cell; what it prints is returned, what earlier cells print meanwhile goes to `late`."""
+        self.last_id = msg_id = self.client.execute(code)
         out: list[str] = []
         while True:
             try:
                 msg = self.client.get_iopub_msg(timeout=timeout)
             except queue.Empty:
                 pytest.fail(f"no answer from the kernel within {timeout} s to {code!r}")
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
             kind, content = msg["msg_type"], msg["content"]
+            if msg["parent_header"].get("msg_id") != msg_id:
+                if kind == "stream":
+                    self.late.setdefault(msg["parent_header"].get("msg_id"), []).append(content["text"])
+                continue
             if kind == "stream":
                 out.append(content["text"])
             elif kind == "error":

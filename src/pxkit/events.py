@@ -25,7 +25,6 @@ import heapq
 import inspect
 import logging
 import sys
-import traceback
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -220,7 +219,7 @@ class EventBus:
         if not callable(handler):
             raise InputError(f"event handler must be callable, got {handler!r}")
         self._order += 1
-        call = handler if "ipykernel" not in sys.modules else _in_cell(handler)
+        call = _in_cell(self, handler) if in_kernel() else handler
         entry = _Entry((-priority, self._order), handler, event_type, once, call)
         bisect.insort(self._handlers.setdefault(event_type, []), entry)
         self._due_cache.clear()
@@ -286,39 +285,52 @@ class EventBus:
 
     def _failed(self, callback: Handler, event: Event) -> None:
         self.handler_errors[event.type] += 1
+        if not isinstance(sys.exc_info()[1], _Reported):
+            self._log_failure(callback, event)
+
+    def _log_failure(self, callback: Handler, event: Event) -> None:
         logger.exception("event bus %s: handler %s failed on %s (seq %d)", self.name,
                          getattr(callback, "__qualname__", None) or repr(callback), event.type.value, event.seq)
 
 
-def _in_cell(handler: Handler) -> Handler:
+def in_kernel() -> bool:
+    """Whether this process is a running Jupyter kernel (looked up, never imported: cheap and import-free)."""
+    app = sys.modules.get("ipykernel.kernelapp")
+    return app is not None and app.IPKernelApp.initialized()
+
+
+class _Reported(Exception):
+    """A handler failure already logged from the handler's own cell: the bus only counts it."""
+
+
+def _in_cell(bus: EventBus, handler: Handler) -> Handler:
     """In a Jupyter kernel the cell an output belongs to is held in context variables: run `handler` in a copy of
     the context it was registered from, so what it prints, displays or raises shows under that cell."""
     cell = contextvars.copy_context()
 
     def in_cell(event: Event) -> Any:
-        return cell.copy().run(_run_shown, handler, event)  # a copy: a nested emit may enter it again
+        return cell.copy().run(_run_reported, bus, handler, event)  # a copy: a nested emit may enter it again
 
     return in_cell
 
 
-def _run_shown(handler: Handler, event: Event) -> Any:
-    """Call `handler` with its traceback printed to (the cell's) stderr before the bus logs and counts it."""
+def _run_reported(bus: EventBus, handler: Handler, event: Event) -> Any:
     try:
         result = handler(event)
     except Exception:
-        traceback.print_exc(file=sys.stderr)
-        raise
+        bus._log_failure(handler, event)
+        raise _Reported from None
     if result is not None and inspect.isawaitable(result):
-        return asyncio.ensure_future(_awaited_shown(result))  # created here, so it runs in the cell's context
+        return asyncio.ensure_future(_await_reported(bus, handler, event, result))  # runs in the cell's context
     return result
 
 
-async def _awaited_shown(awaitable: Awaitable[Any]) -> Any:
+async def _await_reported(bus: EventBus, handler: Handler, event: Event, awaitable: Awaitable[Any]) -> Any:
     try:
         return await awaitable
     except Exception:
-        traceback.print_exc(file=sys.stderr)
-        raise
+        bus._log_failure(handler, event)
+        raise _Reported from None
 
 
 class Throttle:

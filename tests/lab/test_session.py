@@ -6,6 +6,7 @@ import json
 import socket
 
 import pytest
+
 from kernels import Kernel
 
 COUNT = """

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from ..events import in_kernel
+
 T = TypeVar("T")
 SHOW_AFTER = 1.0  # seconds a load runs before its bar appears
 
@@ -38,7 +40,7 @@ class LoadProgress:
 
     def _show(self) -> None:
         stream = sys.stderr
-        if "ipykernel" not in sys.modules and not (stream is not None and stream.isatty()):
+        if not in_kernel() and not (stream is not None and stream.isatty()):
             return
         from tqdm.auto import tqdm
 
