@@ -70,15 +70,24 @@ async def test_concurrent_calls_share_one_start() -> None:
     assert lab.current() is None
 
 
-def test_kernel_shutdown_closes_the_suite() -> None:
+def test_kernel_shutdown_closes_the_suite(tmp_path) -> None:
+    marker = tmp_path / "closed"
+    mark_close = f"""
+import pxkit.suite
+_close = pxkit.suite.TradingSuite.close
+async def _marked(self):
+    await _close(self)
+    open({str(marker)!r}, "w").write(",".join(self.contexts))
+pxkit.suite.TradingSuite.close = _marked
+"""
     k = Kernel()
     try:
-        url = k.run(START.format(symbols='["MNQ"]', tfs='["1min"]') + "print(suite.sim.base_url)").split()[-1]
-        host, port = url.split("//")[1].split(":")
-        with socket.create_connection((host, int(port.strip("/"))), timeout=2):
-            pass
+        url = k.run(mark_close + START.format(symbols='["MNQ"]', tfs='["1min"]') + "print(suite.sim.base_url)")
+        host, port = url.split()[-1].split("//")[1].rstrip("/").split(":")
+        socket.create_connection((host, int(port)), timeout=2).close()
     finally:
         k.client.stop_channels()
         k.manager.shutdown_kernel(now=False)
+    assert marker.read_text() == "MNQ"  # the suite's own close ran to its end during the shutdown
     with pytest.raises(OSError):
-        socket.create_connection((host, int(port.strip("/"))), timeout=2).close()
+        socket.create_connection((host, int(port)), timeout=2).close()
