@@ -11,7 +11,7 @@ from typing import Any
 from ..suite import TradingSuite, live_suites
 
 CLOSE_AT_SHUTDOWN = 10.0  # seconds kernel shutdown waits for the suite to close
-_lock: asyncio.Lock | None = None
+_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # a lock serves one loop
 _held: tuple[tuple[str, ...], dict[str, Any], TradingSuite] | None = None  # (symbols, keywords, suite)
 
 
@@ -19,8 +19,10 @@ async def suite(instruments: str | Sequence[str], **kw: Any) -> TradingSuite:
     """The kernel's suite for these instruments and `TradingSuite.create` keywords, started on first use."""
     global _lock, _held
     key = (_symbols(instruments), _keywords(kw))
-    _lock = _lock or asyncio.Lock()
-    async with _lock:  # two cells awaiting at once start one suite
+    loop = asyncio.get_running_loop()
+    if _lock is None or _lock[0] is not loop:
+        _lock = (loop, asyncio.Lock())
+    async with _lock[1]:  # two cells awaiting at once start one suite
         held = current()
         if held is not None and _held is not None and (_held[0], _held[1]) == key:
             return held
