@@ -31,13 +31,17 @@ def test_a_rerun_with_the_same_arguments_reuses_the_suite(kernel: Kernel) -> Non
 
 
 def test_other_arguments_close_the_old_suite_and_say_so_once(kernel: Kernel) -> None:
-    kernel.run("old = lab.current(); old_url = old.sim.base_url")
+    old_url = kernel.run("old = lab.current(); print(old.sim.base_url)").split()[-1]
+    host, port = old_url.split("//")[1].rstrip("/").split(":")
+    socket.create_connection((host, int(port)), timeout=2).close()
     said = kernel.run(START.format(symbols='["MNQ"]', tfs='["1min"]') + "print(old.router is not suite.router)")
     lines = [line for line in said.splitlines() if "pxkit.lab" in line]
     assert lines == ["pxkit.lab: closing the suite on MNQ, ES to start one on MNQ"]
     assert said.strip().splitlines()[-1] == "True"
     assert kernel.run("print(lab.current() is suite, old in __import__('pxkit.suite').suite.live_suites())"
                       ).split() == ["True", "False"]
+    with pytest.raises(OSError):  # the old suite's simulator is gone with it
+        socket.create_connection((host, int(port)), timeout=2).close()
 
 
 def test_a_suite_closed_by_the_user_is_not_returned_again(kernel: Kernel) -> None:
