@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextvars
 import heapq
 import inspect
 import logging
+import sys
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -101,6 +103,7 @@ class _Entry:
     callback: Handler = field(compare=False)
     event_type: EventType | None = field(compare=False)  # None: a wildcard (on_any)
     once: bool = field(compare=False)
+    call: Handler = field(compare=False)  # the callback itself, or it run in the notebook cell that registered it
     active: bool = field(default=True, compare=False)
 
 
@@ -166,7 +169,7 @@ class EventBus:
             if not self._still_due(entry):
                 continue
             try:
-                result = entry.callback(event)
+                result = entry.call(event)
                 if inspect.isawaitable(result):
                     await result
             except Exception:
@@ -180,7 +183,7 @@ class EventBus:
         event = self._make(event_type, data, source, timestamp)
         for entry in self._handlers_of(event.type):
             if entry.active and (not entry.once or self._still_due(entry)):
-                self._deliver_nowait(entry.callback, event)
+                self._deliver_nowait(entry.call, event, entry.callback)
         return event
 
     def wait_for(self, event_type: EventType | str, timeout: float | None = None,
@@ -216,7 +219,8 @@ class EventBus:
         if not callable(handler):
             raise InputError(f"event handler must be callable, got {handler!r}")
         self._order += 1
-        entry = _Entry((-priority, self._order), handler, event_type, once)
+        call = _in_cell(self, handler) if in_kernel() else handler
+        entry = _Entry((-priority, self._order), handler, event_type, once, call)
         bisect.insort(self._handlers.setdefault(event_type, []), entry)
         self._due_cache.clear()
         return handler
@@ -262,9 +266,9 @@ class EventBus:
             self._drop(entry)
         return True
 
-    def _deliver_nowait(self, callback: Handler, event: Event) -> None:
+    def _deliver_nowait(self, call: Handler, event: Event, callback: Handler) -> None:
         try:
-            result = callback(event)
+            result = call(event)
         except Exception:
             self._failed(callback, event)
             return
@@ -281,8 +285,52 @@ class EventBus:
 
     def _failed(self, callback: Handler, event: Event) -> None:
         self.handler_errors[event.type] += 1
+        if not isinstance(sys.exc_info()[1], _Reported):
+            self._log_failure(callback, event)
+
+    def _log_failure(self, callback: Handler, event: Event) -> None:
         logger.exception("event bus %s: handler %s failed on %s (seq %d)", self.name,
                          getattr(callback, "__qualname__", None) or repr(callback), event.type.value, event.seq)
+
+
+def in_kernel() -> bool:
+    """Whether this process is a running Jupyter kernel (looked up, never imported: cheap and import-free)."""
+    app = sys.modules.get("ipykernel.kernelapp")
+    return app is not None and app.IPKernelApp.initialized()
+
+
+class _Reported(Exception):
+    """A handler failure already logged from the handler's own cell: the bus only counts it."""
+
+
+def _in_cell(bus: EventBus, handler: Handler) -> Handler:
+    """In a Jupyter kernel the cell an output belongs to is held in context variables: run `handler` in a copy of
+    the context it was registered from, so what it prints, displays or raises shows under that cell."""
+    cell = contextvars.copy_context()
+
+    def in_cell(event: Event) -> Any:
+        return cell.copy().run(_run_reported, bus, handler, event)  # a copy: a nested emit may enter it again
+
+    return in_cell
+
+
+def _run_reported(bus: EventBus, handler: Handler, event: Event) -> Any:
+    try:
+        result = handler(event)
+    except Exception:
+        bus._log_failure(handler, event)
+        raise _Reported from None
+    if result is not None and inspect.isawaitable(result):
+        return asyncio.ensure_future(_await_reported(bus, handler, event, result))  # runs in the cell's context
+    return result
+
+
+async def _await_reported(bus: EventBus, handler: Handler, event: Event, awaitable: Awaitable[Any]) -> Any:
+    try:
+        return await awaitable
+    except Exception:
+        bus._log_failure(handler, event)
+        raise _Reported from None
 
 
 class Throttle:
@@ -299,7 +347,7 @@ class Throttle:
     def __call__(self, event: Event) -> None:
         if self._timer is None:  # idle: deliver now and open an interval
             self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
-            self._bus._deliver_nowait(self.handler, event)
+            self._bus._deliver_nowait(self.handler, event, self.handler)
         else:
             self._pending = event  # inside an interval: keep only the latest
 

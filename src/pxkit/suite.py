@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import (
     Awaitable,
     Callable,
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 FEATURES = ("orderbook", "risk_manager")
 EMBEDDED_TRADES_PER_MINUTE = 240.0  # a lively market for demos and notebooks
+_LIVE: weakref.WeakSet[TradingSuite] = weakref.WeakSet()  # started and not yet closed; keeps none alive
 _FORWARDED = {"data", "orders", "positions", "orderbook", "risk_manager", "event_bus", "instrument_info", "symbol"}
 
 
@@ -152,8 +154,10 @@ class TradingSuite:
             if clock is None:
                 clock = sim.sim.clock.now if sim is not None else client.gateway_now
             router = Router(account, EventBus("suite"), clock)
+            _warn_if_running(account, symbols)
             suite = cls(client, realtime, router, options, clock=clock, sim=sim)
             await suite._open(symbols)
+            _LIVE.add(suite)
             return suite
         except BaseException:
             if suite is not None:
@@ -365,6 +369,7 @@ class TradingSuite:
         if self._closed:
             return
         self._closed = True
+        _LIVE.discard(self)
         for task in [*self._tasks, *self._resyncs]:
             await cancel(task)
         steps: list[tuple[str, Awaitable[Any]]] = [("risk", self.risk.aclose())] if self.risk is not None else []
@@ -386,6 +391,20 @@ class TradingSuite:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def live_suites() -> list[TradingSuite]:
+    """The suites of this process that have started and are not closed."""
+    return list(_LIVE)
+
+
+def _warn_if_running(account: Account, symbols: Sequence[str]) -> None:
+    """Warn when this process already runs a suite on the account: a second one doubles connections and events."""
+    for other in _LIVE:
+        if other.router.account.id == account.id:
+            log.warning("another suite already runs on account %s (%d) in this process, on %s; close it with "
+                        "`await suite.close()` unless a second one is meant", other.router.account.name,
+                        account.id, ", ".join(other.contexts))
 
 
 async def _start_simulator(seed: int) -> SimServer:

@@ -22,6 +22,7 @@ from ..payloads import BarEvent, FeedStatus
 from ..stats import ComponentStats
 from ..times import from_us, to_us
 from .bars import MultiTimeframeBars, Timeframe
+from .progress import LoadProgress
 from .sessions import globex_open
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,12 @@ class RealtimeDataManager:
         """
         clock = clock or self.clock or self.client.gateway_now
         now = clock()
-        histories = await asyncio.gather(*(self._history(tf, days(tf), now) for tf in self.timeframes))
+        progress = LoadProgress(f"{self.symbol} history", len(self.timeframes))
+        try:
+            histories = await asyncio.gather(*(progress.track(self._history(tf, days(tf), now))
+                                               for tf in self.timeframes))
+        finally:
+            progress.close()
         read_at = to_us((read_clock or clock)())
         result: dict[str, list[Bar]] = {}
         for tf, bars in zip(self.timeframes, histories, strict=True):
