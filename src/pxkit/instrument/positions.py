@@ -106,6 +106,11 @@ class PositionManager:
         """Call `listener(trade)` (on the manager's loop) whenever a fill is booked or a booked one is voided."""
         self._fill_listeners.append(listener)
 
+    def off_fill(self, listener: Callable[[Trade], None]) -> None:
+        """Stop calling a listener given to `on_fill`."""
+        if listener in self._fill_listeners:
+            self._fill_listeners.remove(listener)
+
     def _book(self, trade: Trade, sign: int) -> None:
         self._realized += sign * (trade.profit_and_loss or 0.0)
         self._fees += sign * trade.fees

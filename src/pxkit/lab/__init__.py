@@ -13,8 +13,8 @@ _HOMES = {
     "suite": "session",
     "close": "session",
     "current": "session",
-    "chart": "chart",
-    "Chart": "chart",
+    "chart": "charting",
+    "Chart": "charting",
 }
 
 __all__ = sorted(_HOMES)

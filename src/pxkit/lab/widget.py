@@ -1,0 +1,94 @@
+"""The base of pxkit's notebook widgets: state on the page's "hello", page callbacks run on the suite's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..events import EventBus, EventType, Handler
+from ..loops import running_loop
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"  # the bundles built from widgets/ (npm run build)
+Message = tuple[dict[str, Any], list[bytes]]  # a custom message: JSON content and binary buffers
+
+
+class LabWidget(anywidget.AnyWidget):
+    """An anywidget bound to the event loop a suite runs on.
+
+    - `_uid` names the model on the page (anywidget hands `initialize` and `render` different model proxies).
+    - A view sends `{"kind": "hello"}` when it opens; the answer is `state_message()`, the whole state in one
+      message, so a view opened late or a reloaded page never shows a gap.
+    - Messages from the page may arrive on any thread (JupyterLab runs comms on kernel subshells): each is handled
+      on `loop`, so what answers it (trait writes, sends) is made from that loop and the kernel keeps routing the
+      widget's messages there.
+    - `listen` and `on_close` record what the widget subscribed to; `close()` undoes all of it.
+    """
+
+    _uid = traitlets.Unicode().tag(sync=True)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        self.loop = loop
+        self.closed = False
+        self._undo: list[Callable[[], None]] = []
+        super().__init__(_uid=uuid.uuid4().hex, **kwargs)
+        self.on_msg(self._received)
+
+    def listen(self, bus: EventBus, event_type: EventType, handler: Handler) -> None:
+        """`bus.on(event_type, handler)` until the widget is closed."""
+        bus.on(event_type, handler)
+        self.on_close(lambda: bus.off(event_type, handler))
+
+    def on_close(self, undo: Callable[[], None]) -> None:
+        """Call `undo` (on the widget's loop) when the widget is closed."""
+        self._undo.append(undo)
+
+    def state_message(self) -> Message:
+        """The whole state for a view that just said hello."""
+        raise NotImplementedError
+
+    def handle(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        """A message from the page other than hello, on the widget's loop (subclasses that take input override it)."""
+        log.debug("%s ignored a message of kind %r", type(self).__name__, content.get("kind"))
+
+    def _received(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        """The comm's callback: may run on any thread; the work is done on `loop`."""
+        if running_loop() is self.loop:
+            self._dispatch(content, buffers)
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._dispatch, content, list(buffers or ()))
+        except RuntimeError:  # the loop is closed: the suite is gone, nothing answers
+            log.debug("%s: message from the page after its loop closed", type(self).__name__)
+
+    def _dispatch(self, content: Any, buffers: list[Any]) -> None:
+        if self.closed or not isinstance(content, dict):
+            return
+        if content.get("kind") == "hello":
+            self.send(*self.state_message())
+        else:
+            self.handle(content, buffers)
+
+    def close(self) -> None:
+        """Undo every subscription (on the widget's loop) and close the widget's comm."""
+        if not self.closed:
+            self.closed = True
+            undo, self._undo = self._undo, []
+            if running_loop() is self.loop or not self.loop.is_running():
+                _run_all(undo)
+            else:
+                self.loop.call_soon_threadsafe(_run_all, undo)
+        super().close()
+
+
+def _run_all(undo: list[Callable[[], None]]) -> None:
+    for step in reversed(undo):
+        step()
