@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..events import Event, EventType
 from ..indicators import add_indicators, vwap
 from ..instrument.context import InstrumentContext
-from ..instrument.sessions import trading_day
+from ..instrument.sessions import DAY_OPEN, NEW_YORK, trading_day
 from ..models import Trade
 from ..payloads import BarEvent
 from ..times import to_us
@@ -204,5 +204,9 @@ class Chart(LabWidget):
 
 
 def _with_day(bars: pl.DataFrame) -> pl.DataFrame:
-    """`bars` with the trading day of each (18:00 New York opens the next one): "vwap" restarts with each day."""
-    return bars.with_columns(pl.Series("day", [trading_day(t) for t in bars["timestamp"]], dtype=pl.Date))
+    """`bars` with the trading day of each, as `sessions.trading_day` gives it (18:00 New York opens the next one,
+    the weekend belongs to Monday): "vwap" restarts with each day."""
+    day = (pl.col("timestamp").dt.convert_time_zone(NEW_YORK.key) + pl.duration(hours=24 - DAY_OPEN.hour)).dt.date()
+    weekday = day.dt.weekday()  # Monday 1 .. Sunday 7
+    return bars.with_columns((day + pl.duration(days=pl.when(weekday >= 6).then(8 - weekday).otherwise(0)))
+                             .alias("day"))

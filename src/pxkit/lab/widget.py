@@ -34,12 +34,13 @@ class LabWidget(anywidget.AnyWidget):
     """
 
     _uid = traitlets.Unicode().tag(sync=True)
+    closed = True  # until the widget is made (a subclass may refuse its arguments first), then again once closed
 
     def __init__(self, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
         self.loop = loop
-        self.closed = False
         self._undo: list[Callable[[], None]] = []
         super().__init__(_uid=uuid.uuid4().hex, **kwargs)
+        self.closed = False
         self.on_msg(self._received)
 
     def listen(self, bus: EventBus, event_type: EventType, handler: Handler) -> None:
@@ -79,13 +80,14 @@ class LabWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Undo every subscription (on the widget's loop) and close the widget's comm."""
-        if not self.closed:
-            self.closed = True
-            undo, self._undo = self._undo, []
-            if running_loop() is self.loop or not self.loop.is_running():
-                _run_all(undo)
-            else:
-                self.loop.call_soon_threadsafe(_run_all, undo)
+        if self.closed:
+            return
+        self.closed = True
+        undo, self._undo = self._undo, []
+        if running_loop() is self.loop or not self.loop.is_running():
+            _run_all(undo)
+        else:
+            self.loop.call_soon_threadsafe(_run_all, undo)
         super().close()
 
 
