@@ -4,11 +4,14 @@ the same arguments, replaces it (closing the old one first) when they differ, an
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from ..suite import TradingSuite, live_suites
+
+log = logging.getLogger(__name__)
 
 CLOSE_AT_SHUTDOWN = 10.0  # seconds kernel shutdown waits for the suite to close
 _lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # a lock serves one loop
@@ -27,7 +30,7 @@ async def suite(instruments: str | Sequence[str], **kw: Any) -> TradingSuite:
         if held is not None and _held is not None and (_held[0], _held[1]) == key:
             return held
         if held is not None:
-            print(f"pxkit.lab: closing the suite on {', '.join(held.contexts)} to start one on {', '.join(key[0])}")
+            log.warning("closing the suite on %s to start one on %s", ", ".join(held.contexts), ", ".join(key[0]))
             await held.close()
         _held = None
         started = await TradingSuite.create(instruments, **kw)
@@ -81,7 +84,7 @@ def _close_at_shutdown() -> None:
                 asyncio.run_coroutine_threadsafe(close(), loop))
             await asyncio.wait_for(closing, CLOSE_AT_SHUTDOWN)
         except Exception as exc:  # shutdown goes on whatever closing did
-            print(f"pxkit.lab: closing the suite at shutdown: {exc!r}", file=sys.stderr)
+            log.error("closing the suite at shutdown failed: %r", exc)
         reply = shutdown(restart)
         return await reply if asyncio.iscoroutine(reply) else reply
 
