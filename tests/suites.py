@@ -18,10 +18,11 @@ FAST = LinkSettings(backoff=(0, 0.2, 0.5, 1.0), stale_after=1.5, keepalive_inter
 @contextlib.asynccontextmanager
 async def open_suite(sim: SimServer, symbols: Sequence[str] = ("MNQ", "ES", "MGC"), **options
                      ) -> AsyncIterator[TradingSuite]:
-    """A suite on `sim`, whose bars close by the simulator's clock; closed (bounded) at the end."""
+    """A suite on `sim`, whose bars close by the simulator's clock; closed (bounded) at the end. The config is
+    the simulator's default user unless `config=` is given."""
     options.setdefault("timeframes", ["15sec", "1min", "5min"])
-    suite = await TradingSuite.create(list(symbols), config=ProjectXConfig.for_simulator(sim.base_url),
-                                      clock=sim.sim.clock.now, link_settings=FAST, **options)
+    options.setdefault("config", ProjectXConfig.for_simulator(sim.base_url))
+    suite = await TradingSuite.create(list(symbols), clock=sim.sim.clock.now, link_settings=FAST, **options)
     try:
         yield suite
     finally:

@@ -21,7 +21,7 @@ PACKAGE = Path(pxkit.__file__).parent
 # and reads `__version__` from `__init__`. `lab` is the Jupyter layer, above the suite.
 LAYERS = {
     "enums": 0, "errors": 0, "loops": 0,
-    "times": 1,
+    "times": 1, "html": 1,
     "models": 2,
     "messages": 3, "payloads": 3,
     "codec": 4, "config": 4, "indicators": 4,

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from .errors import ClosedError, InputError
+from .html import muted, panel, table
 from .instrument.context import InstrumentContext
+from .instrument.positions import PNL_COLUMNS, pnl_cells, size_cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +27,23 @@ class InstrumentPnL:
     def net(self) -> float:
         return self.realized + self.unrealized - self.fees
 
+    def row(self) -> tuple[object, ...]:
+        """This instrument as a P&L table row: symbol, size, then PNL_COLUMNS."""
+        return (self.symbol, size_cell(self.size), *pnl_cells(self.realized, self.unrealized, self.fees, self.net))
+
+    def _repr_html_(self) -> str:
+        return table([self.row()], ("symbol", "size", *PNL_COLUMNS))
+
 
 @dataclass(frozen=True, slots=True)
 class PortfolioPnL:
     """P&L of every instrument and the totals."""
 
     instruments: dict[str, InstrumentPnL]
+
+    def __repr__(self) -> str:
+        each = ", ".join(f"{p.symbol} {size_cell(p.size)} {p.net:+.2f}" for p in self.instruments.values())
+        return f"PortfolioPnL(net={self.net:+.2f}; {each})"
 
     @property
     def realized(self) -> float:
@@ -47,6 +60,10 @@ class PortfolioPnL:
     @property
     def net(self) -> float:
         return self.realized + self.unrealized - self.fees
+
+    def _repr_html_(self) -> str:
+        return table([p.row() for p in self.instruments.values()], ("symbol", "size", *PNL_COLUMNS),
+                     foot=("total", "", *pnl_cells(self.realized, self.unrealized, self.fees, self.net)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +89,18 @@ class Portfolio:
                  ) -> None:
         self._all = contexts
         self._closed = closed
+
+    def __repr__(self) -> str:
+        if self._closed():
+            return "Portfolio(closed)"
+        pnl = self.get_portfolio_pnl()
+        return f"Portfolio({list(self._all)}, net={pnl.net:+.2f}, gross exposure={self.total_exposure():,.2f})"
+
+    def _repr_html_(self) -> str:
+        if self._closed():
+            return panel("Portfolio", muted("closed: its suite no longer keeps it"))
+        return panel("Portfolio", self.get_portfolio_pnl()._repr_html_(),
+                     note=f"gross exposure {self.total_exposure():,.2f}")
 
     @property
     def _contexts(self) -> Mapping[str, InstrumentContext]:

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .html import Html, badge, escape, facts, fixed, muted, panel, table
+
 
 class ComponentStats:
     """Counters, errors and a bounded window of latencies (milliseconds) of one component."""
@@ -88,3 +90,44 @@ def health_score(inputs: HealthInputs) -> tuple[int, list[str]]:
         score -= 10
         reasons.append(f"{inputs.failed_instruments} instruments failed to start")
     return max(0, min(100, round(score))), reasons
+
+
+BULLET = muted("\u2022")
+
+
+def health_badge(score: int) -> Html:
+    """The health score as a badge: green from 90, orange from 60, red below."""
+    return badge(f"health {score}", "ok" if score >= 90 else "warn" if score >= 60 else "bad")
+
+
+class SuiteStats(dict[str, Any]):
+    """What `suite.get_stats()` returns: a plain dict (health, reasons, hubs, components, instruments, ...) that a
+    notebook shows as the health with its reasons and the counters in two small tables."""
+
+    def _repr_html_(self) -> str:
+        hubs = [(f"{hub} hub", badge("up", "ok") if up else badge("down", "bad")) for hub, up in self["hubs"].items()]
+        reasons = self["reasons"] or ["no problems seen"]
+        components = [
+            (name, _counters(c["counters"]), f"{sum(c['counters'].values()):,}", sum(c["errors"].values()),
+             fixed(c["latency_ms"].get("p50"), 3), fixed(c["latency_ms"].get("p99"), 3))
+            for name, c in self["components"].items()]
+        instruments = [
+            (symbol, fixed(i["last_price"], None), f"{sum(i['events'].values()):,}", i["quarantined"],
+             sum(i["late_trades"].values()), sum(i["handler_errors"].values()))
+            for symbol, i in self["instruments"].items()]
+        failures = [(symbol, error) for symbol, error in self["failures"].items()]
+        return panel(
+            "Suite stats", health_badge(self["health"]),
+            Html("".join(f'<div style="margin: 1px 0;">{BULLET} {escape(r)}</div>' for r in reasons)),
+            facts([*hubs, ("reconnects", self["reconnects"]), ("decode errors", self["decode_errors"]),
+                   ("stale", ", ".join(self["stale_feeds"]) or "none")]),
+            table(components, ("component", "counters", "messages", "errors", "p50 ms", "p99 ms"), align="ll"),
+            table(instruments, ("instrument", "last", "events", "quarantined", "late", "handler errors")),
+            table(failures, ("failed", "why"), align="ll") if failures else "")
+
+
+def _counters(counters: dict[str, int], shown: int = 4) -> str:
+    """The largest counters as `name n`, joined; how many more there are."""
+    top = sorted(counters.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = " \u00b7 ".join(f"{name} {n:,}" for name, n in top[:shown])
+    return text + (f" \u00b7 +{len(top) - shown} more" if len(top) > shown else "")

@@ -30,6 +30,7 @@ from .client.resilience import CircuitState
 from .config import ProjectXConfig
 from .errors import ClosedError, InputError, PxError
 from .events import Event, EventBus, EventType
+from .html import Html, badge, facts, fixed, muted, panel, signed, table
 from .instrument.bars import Timeframe
 from .instrument.context import InstrumentContext
 from .instrument.data import RealtimeDataManager, check_history
@@ -37,12 +38,12 @@ from .instrument.orderbook import OrderBook
 from .instrument.orders import OrderManager
 from .instrument.positions import PositionManager
 from .instrument.sessions import always_open, globex_open
-from .models import Account, Contract
+from .models import Account, Contract, tick_decimals
 from .portfolio import Portfolio
 from .risk.manager import RiskManager
 from .risk.rules import RiskConfig
 from .router import Router, cancel
-from .stats import ComponentStats, HealthInputs, health_score
+from .stats import ComponentStats, HealthInputs, SuiteStats, health_badge, health_score
 
 if TYPE_CHECKING:
     from .sim import SimServer
@@ -330,15 +331,50 @@ class TradingSuite:
         """The suite's account, kept current by the user hub."""
         return self.router.account
 
+    def _where(self) -> str:
+        return "simulator" if self.sim is not None else self.client.config.api_url
+
     def __repr__(self) -> str:
-        where = "simulator" if self.sim is not None else self.client.config.api_url
-        return (f"TradingSuite({list(self.contexts)}, account={self.router.account.name!r}, {where}, "
-                f"failed={list(self.failures)})")
+        if self._closed:
+            return f"TradingSuite(closed, {list(self.contexts)}, account={self.router.account.name!r})"
+        hubs = " ".join(f"{hub} {'up' if self.realtime.connected(hub) else 'down'}" for hub in (USER, MARKET))
+        return (f"TradingSuite({list(self.contexts)}, account={self.router.account.name!r}, {self._where()}, "
+                f"{hubs}, health {self._stats()['health']}, failed={list(self.failures)})")
+
+    def _repr_html_(self) -> str:
+        account = self.router.account
+        title = f"TradingSuite \u00b7 {account.name} ({account.id})"
+        if self._closed:
+            return panel(title, muted("closed: its instruments are no longer served"), note=self._where())
+        stats = self._stats()
+        hubs = [(f"{hub} hub", badge("up", "ok") if up else badge("down", "bad")) for hub, up in stats["hubs"].items()]
+        rows = []
+        for symbol, ctx in self.contexts.items():
+            decimals = tick_decimals(ctx.instrument_info.tick_size)
+            bid, ask = ctx.book_top()
+            pnl = ctx.positions.pnl()
+            rows.append((symbol, ctx.instrument_info.id, fixed(ctx.data.last_price, decimals), fixed(bid, decimals),
+                         fixed(ask, decimals), f"{ctx.positions.size:+d}" if ctx.positions.size else "flat",
+                         signed(pnl.unrealized), signed(pnl.net),
+                         badge("stale", "warn") if ctx.data.stale else badge("live", "ok")))
+        return panel(
+            title,
+            facts([("balance", fixed(account.balance)), ("trading", "allowed" if account.can_trade else "locked"),
+                   *hubs]),
+            Html(f"{health_badge(stats['health'])} {muted('; '.join(stats['reasons']))}"),
+            table(rows, ("symbol", "contract", "last", "bid", "ask", "position", "open P&L", "net P&L", "feed"),
+                  align="ll"),
+            table(list(stats["failures"].items()), ("failed", "why"), align="ll") if self.failures else "",
+            note=self._where())
 
     # ------------------------------------------------------------------ stats
 
-    async def get_stats(self) -> dict[str, Any]:
-        """Counters per component, latency percentiles, connection state, and a health score 0-100."""
+    async def get_stats(self) -> SuiteStats:
+        """Counters per component, latency percentiles, connection state, and a health score 0-100 (a dict that a
+        notebook shows as a small report)."""
+        return self._stats()
+
+    def _stats(self) -> SuiteStats:
         components: list[ComponentStats] = [self.router.stats, *(c.data.stats for c in self.contexts.values())]
         messages = sum(sum(c.counters.values()) for c in components)
         errors = sum(sum(c.errors.values()) for c in components) + self.realtime.decode_errors + sum(
@@ -350,7 +386,7 @@ class TradingSuite:
             feeds_total=len(self.contexts), breaker_open=self.client.transport.breaker.state is CircuitState.OPEN,
             messages=messages, errors=errors, reconnects=self.router.reconnects,
             failed_instruments=len(self.failures), quarantined=sum(c.data.quarantined for c in self.contexts.values())))
-        return {
+        return SuiteStats({
             "health": score, "reasons": reasons, "hubs": hubs, "stale_feeds": stale,
             "reconnects": self.router.reconnects, "decode_errors": self.realtime.decode_errors,
             "components": {c.name: c.snapshot() for c in components},
@@ -359,7 +395,7 @@ class TradingSuite:
                                 "events": dict(c.event_bus.emitted), "handler_errors": dict(c.event_bus.handler_errors)}
                             for s, c in self.contexts.items()},
             "failures": {s: str(e) for s, e in self.failures.items()},
-        }
+        })
 
     # ------------------------------------------------------------------ shut-down
 

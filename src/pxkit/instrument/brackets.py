@@ -11,8 +11,9 @@ from ..client.orders import build_order_request, is_positive_number, order_side
 from ..enums import OrderSide, OrderStatus, OrderType
 from ..errors import InputError, OrderEndedError, OrderTimeoutError, PxError, UnprotectedPositionError
 from ..events import EventType
+from ..html import Html, badge, escape, facts, fixed, muted, panel, table
 from ..loops import on_loop
-from ..models import Contract, Order, PlaceOrderRequest
+from ..models import Contract, Order, PlaceOrderRequest, tick_decimals
 
 TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED})
 LEG_TYPES = {"stop": OrderType.STOP, "target": OrderType.LIMIT}
@@ -21,6 +22,8 @@ EntryType = Literal["market", "limit", "stop"]
 _ENTRY_TYPES = {"market": (OrderType.MARKET, None), "limit": (OrderType.LIMIT, "limit_price"),
                 "stop": (OrderType.STOP, "stop_price")}  # entry_type -> (order type, the field entry_price goes to)
 OCO_TAG = "pxkit-oco-"  # customTag prefix of client-side bracket legs (never taken for native legs)
+_STATUS_TONES = {OrderStatus.FILLED: "ok", OrderStatus.OPEN: "live", OrderStatus.PENDING: "live",
+                 OrderStatus.REJECTED: "bad"}  # any other status: idle
 _ENDED_EVENTS = {OrderStatus.CANCELLED: EventType.ORDER_CANCELLED, OrderStatus.EXPIRED: EventType.ORDER_CANCELLED,
                  OrderStatus.REJECTED: EventType.ORDER_REJECTED}
 
@@ -145,6 +148,9 @@ class OrderGate(Protocol):
 class OrderSource(Protocol):
     """What a handle reads: the tracked orders of one contract, on the event loop that owns them."""
 
+    symbol: str
+    contract: Contract
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None: ...
 
@@ -155,6 +161,9 @@ class OrderSource(Protocol):
     async def wait_ended(self, order_id: int, timeout: float | None) -> Order: ...
 
 
+HANDLE_COLUMNS = ("id", "side", "type", "size", "price", "filled", "status")
+
+
 @dataclass(frozen=True, slots=True)
 class OrderHandle:
     """Live view of one order: reads the latest state its manager was given, awaits the end of the order."""
@@ -162,13 +171,46 @@ class OrderHandle:
     source: OrderSource
     id: int
 
-    def __repr__(self) -> str:
+    def _state(self) -> str:
+        if self.order is not None:
+            return self.order.status.name
+        return "ended, no longer tracked" if self.evicted else "not seen yet"
+
+    def _terms(self, decimals: int) -> tuple[str, str, str, str]:
+        """(side, type, size, price) of the order as a trader reads them; dashes before its first update."""
         order = self.order
-        if order is not None:
-            state = f"{order.status.name} {order.fill_volume}/{order.size}"
-        else:
-            state = "ended, no longer tracked" if self.evicted else "not seen yet"
-        return f"OrderHandle({self.id}, {state})"
+        if order is None:
+            return ("", "", "", "")
+        price = order.limit_price if order.limit_price is not None else order.stop_price
+        return (order.side.name, order.type.name, str(order.size), fixed(price, decimals) if price is not None else "")
+
+    def _fill(self, decimals: int) -> str:
+        order = self.order
+        if order is None:
+            return ""
+        text = f"{order.fill_volume}/{order.size}"
+        return text if order.filled_price is None else f"{text} @ {fixed(order.filled_price, decimals)}"
+
+    def summary(self) -> str:
+        """`12 BUY LIMIT 1 @ 20,950.00 OPEN 0/1`: the order and its live status, read now."""
+        decimals = tick_decimals(self.source.contract.tick_size)
+        side, kind, size, price = self._terms(decimals)
+        terms = " ".join(t for t in (side, kind, size) if t) + (f" @ {price}" if price else "")
+        fill = self._fill(decimals)
+        return " ".join(t for t in (str(self.id), terms, self._state(), fill) if t)
+
+    def row(self, label: str = "") -> tuple[object, ...]:
+        """The order as a table row (see HANDLE_COLUMNS), read now."""
+        decimals = tick_decimals(self.source.contract.tick_size)
+        status = self.status
+        state = badge(self._state(), _STATUS_TONES.get(status, "idle") if status is not None else "idle")
+        return (*((label,) if label else ()), self.id, *self._terms(decimals), self._fill(decimals), state)
+
+    def __repr__(self) -> str:
+        return f"OrderHandle({self.source.symbol} {self.summary()})"
+
+    def _repr_html_(self) -> str:
+        return panel(f"Order {self.id} \u00b7 {self.source.symbol}", table([self.row()], HANDLE_COLUMNS, align="l"))
 
     @property
     def order(self) -> Order | None:
@@ -226,8 +268,28 @@ class BracketHandle:
         self.error: PxError | None = None
         self._settled = asyncio.Event()
 
+    def _legs(self) -> list[tuple[str, OrderHandle | None]]:
+        return [("entry", self.entry), *((name, self._leg(name)) for name in ("stop", "target") if name in self.ticks)]
+
+    def _protection(self) -> str:
+        if self.error is not None:
+            return type(self.error).__name__
+        return "protected" if self.protected else "legs pending"
+
     def __repr__(self) -> str:
-        return f"BracketHandle({self.mode}, entry={self.entry!r}, stop={self.stop!r}, target={self.target!r})"
+        legs = ", ".join(f"{name} {'pending' if leg is None else leg.summary()}" for name, leg in self._legs())
+        return f"BracketHandle({self.source.symbol} {self.mode}, {legs}, {self._protection()})"
+
+    def _repr_html_(self) -> str:
+        rows = [leg.row(name) if leg is not None else (name, "", "", "", "", "", "", muted("not placed yet"))
+                for name, leg in self._legs()]
+        ticks = ", ".join(f"{name} {t:+d} ticks" for name, t in self.ticks.items())
+        tone = "bad" if self.error is not None else "ok" if self.protected else "warn"
+        parts: list[object] = [facts([("legs", ticks), ("", badge(self._protection(), tone))]),
+                               table(rows, ("leg", *HANDLE_COLUMNS), align="ll")]
+        if self.error is not None:
+            parts.append(Html(f'<div style="margin: 2px 0;">{escape(self.error)}</div>'))
+        return panel(f"Bracket \u00b7 {self.source.symbol}", *parts, note=f"{self.mode} OCO")
 
     @property
     def stop(self) -> OrderHandle | None:

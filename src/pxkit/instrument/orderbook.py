@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from ..enums import TradeType
+from ..html import BAD, BID, fixed, muted, panel, span, table
 from ..models import Contract, DepthEntry, MarketTrade, tick_decimals
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,33 @@ class OrderBook:
         self.unknown = 0
         self.nulls = 0
         self.rejected = 0  # entries whose price or volume no book can hold (not finite, absurdly large)
+
+    def __repr__(self) -> str:
+        bids, asks = self._sides()
+        top = [f"{name} {self._shown(levels[0][0])} x {levels[0][1]:,.0f}" if levels else f"{name} none"
+               for name, levels in (("bid", bids), ("ask", asks))]
+        return f"OrderBook({self.contract.id}, {', '.join(top)}, levels {len(bids)}/{len(asks)})"
+
+    def _shown(self, ticks: int) -> str:
+        return fixed(self._price(ticks), self._decimals)
+
+    def _repr_html_(self, levels: int = 5) -> str:
+        """The top `levels` of each side as a ladder: bid size | price | ask size, asks above, best prices meeting
+        in the middle."""
+        bids, asks = self._sides()
+
+        def size(value: float, colour: str) -> object:
+            return span(f"{value:,.0f}", f"color: {colour}; font-weight: 600;")
+
+        rows = [("", self._shown(t), size(s, BAD)) for t, s in reversed(asks[:levels])]
+        rows += [(size(s, BID), self._shown(t), "") for t, s in bids[:levels]]
+        spread = self.get_spread()
+        note = "empty" if not rows else (f"spread {fixed(spread, self._decimals)}" if spread is not None else
+                                        "one-sided")
+        ladder = table(rows, ("bid size", "price", "ask size"), align="rcl") if rows else muted("no levels yet")
+        return panel(f"Book \u00b7 {self.contract.name}", ladder,
+                     muted(f"imbalance {self.get_market_imbalance(levels):+.2f} over the top {levels} levels"),
+                     note=note)
 
     # ------------------------------------------------------------------ updates
 

@@ -11,12 +11,24 @@ from datetime import datetime
 from ..client.http import ProjectX
 from ..enums import PositionType, UserAction
 from ..events import EventBus, EventType
+from ..html import facts, fixed, panel, signed, table
 from ..loops import on_loop, running_loop
-from ..models import Contract, Position, Trade
+from ..models import Contract, Position, Trade, tick_decimals
 
 log = logging.getLogger(__name__)
 
 MAX_FILLS = 1_000  # fills kept to book each once and take a voided one back out; older ones are only in the totals
+PNL_COLUMNS = ("realised", "open", "fees", "net")
+
+
+def pnl_cells(realized: float, unrealized: float, fees: float, net: float) -> tuple[object, ...]:
+    """P&L as table cells (PNL_COLUMNS): money coloured by its sign; fees are a cost, shown plain."""
+    return signed(realized), signed(unrealized), fixed(fees), signed(net)
+
+
+def size_cell(size: int) -> str:
+    """A signed size, `+2` long, `-1` short, or `flat`."""
+    return f"{size:+d}" if size else "flat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +39,9 @@ class PnL:
     unrealized: float
     fees: float
     net: float
+
+    def _repr_html_(self) -> str:
+        return table([pnl_cells(self.realized, self.unrealized, self.fees, self.net)], PNL_COLUMNS, align="")
 
 
 class PositionManager:
@@ -55,9 +70,25 @@ class PositionManager:
         self._last_fill: datetime | None = None
         self.loop = running_loop()  # the owner: the loop running at construction
 
+    def _held(self) -> str:
+        """`long 2 @ 21,000.25`, `short 1 @ ...` or `flat`."""
+        size = self.size
+        if not size:
+            return "flat"
+        average = fixed(self.average_price, tick_decimals(self.contract.tick_size))
+        return f"{'long' if size > 0 else 'short'} {abs(size)} @ {average}"
+
     def __repr__(self) -> str:
-        return (f"PositionManager({self.symbol!r}, account={self.account_id}, size={self.size}, "
+        return (f"PositionManager({self.symbol!r}, account={self.account_id}, {self._held()}, "
                 f"realized={self.realized_pnl}, fees={self.fees})")
+
+    def _repr_html_(self) -> str:
+        pnl = self.pnl()
+        last = fixed(self.last_price(), tick_decimals(self.contract.tick_size))
+        return panel(f"Position \u00b7 {self.symbol}", facts([("held", self._held()), ("last", last),
+                                                              ("fills", len(self.trades))]),
+                     table([(size_cell(self.size), *pnl_cells(pnl.realized, pnl.unrealized, pnl.fees, pnl.net))],
+                           ("size", *PNL_COLUMNS), align=""), note=f"account {self.account_id}")
 
     # ------------------------------------------------------------------ the writers
 
