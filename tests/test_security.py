@@ -3,7 +3,8 @@
 The session runs with every logger at DEBUG: a refused login, a suite of three instruments, orders (filled,
 resting, refused before the wire and by the gateway), a dropped hub connection, token refreshes through
 Auth/validate, a 401 answered by a re-login, and a 401 that cannot be cured. Then the API keys and every token the
-simulator issued are looked for in every log record, every repr/str, every exception and the suite's stats.
+simulator issued are looked for in every log record, every repr/str and notebook HTML, every exception and the
+suite's stats.
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ async def test_no_secret_reaches_a_log_a_repr_an_exception_or_the_stats():
                 shown += [str(x) for x in (suite, config, suite.client, bought, bracket)]
                 shown.append(json.dumps(await suite.get_stats(), default=str))
                 shown.append(str(await suite.get_stats()))
+                notebook = [suite, bought, resting, bracket, suite.portfolio, await suite.get_stats(), *suite.values()]
+                notebook += [getattr(ctx, part) for ctx in suite.values() for part in ("positions", "orderbook")]
+                shown += [x._repr_html_() for x in notebook]  # what a notebook shows of them
             finally:
                 await asyncio.wait_for(suite.close(), 10)
 

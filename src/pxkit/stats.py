@@ -96,8 +96,8 @@ BULLET = muted("\u2022")
 
 
 def health_badge(score: int) -> Html:
-    """The health score as a badge: green from 90, orange from 60, red below."""
-    return badge(f"health {score}", "ok" if score >= 90 else "warn" if score >= 60 else "bad")
+    """The health score as a badge: green from 95, orange from 60 (something needs a look), red below."""
+    return badge(f"health {score}", "ok" if score >= 95 else "warn" if score >= 60 else "bad")
 
 
 class SuiteStats(dict[str, Any]):

@@ -98,8 +98,11 @@ class OrderBook:
         def size(value: float, colour: str) -> object:
             return span(f"{value:,.0f}", f"color: {colour}; font-weight: 600;")
 
-        rows = [("", self._shown(t), size(s, BAD)) for t, s in reversed(asks[:levels])]
-        rows += [(size(s, BID), self._shown(t), "") for t, s in bids[:levels]]
+        def price(ticks: int, best: bool) -> object:
+            return span(self._shown(ticks), "font-weight: 700;") if best else self._shown(ticks)
+
+        rows = [("", price(t, i == 0), size(s, BAD)) for i, (t, s) in reversed(list(enumerate(asks[:levels])))]
+        rows += [(size(s, BID), price(t, i == 0), "") for i, (t, s) in enumerate(bids[:levels])]
         spread = self.get_spread()
         note = "empty" if not rows else (f"spread {fixed(spread, self._decimals)}" if spread is not None else
                                         "one-sided")
