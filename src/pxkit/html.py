@@ -82,8 +82,8 @@ def table(rows: Iterable[Sequence[object]], header: Sequence[object] = (), *, al
             f'<{tag} style="{_CELL} text-align: {_ALIGN[align[i]] if i < len(align) else "right"};{extra}">'
             f"{escape(c)}</{tag}>" for i, c in enumerate(cells)) + "</tr>"
 
-    parts = [f'<table style="border-collapse: collapse; margin: 2px 0; color: {TEXT}; background: transparent; '
-             'font-variant-numeric: tabular-nums;">']
+    parts = [f'<table style="{FONT} border-collapse: collapse; margin: 2px 0; color: {TEXT}; '
+             'background: transparent; font-variant-numeric: tabular-nums;">']
     if header:
         parts.append("<thead>" + row(header, "th", f" color: {MUTED}; font-weight: 600;") + "</thead>")
     parts.append("<tbody>" + "".join(row(cells, "td") for cells in rows) + "</tbody>")
