@@ -223,7 +223,7 @@ async def test_stats_stay_a_dict_and_show_health_with_its_reasons(sim: SimServer
         assert isinstance(stats, SuiteStats) and isinstance(stats, dict)
         assert stats["health"] == 90 and stats["failures"].keys() == {"NOPE"}
         html = stats._repr_html_()
-        assert "health 90" in html and WARN in html and "1 instruments failed to start" in html
+        assert "health 90" in html and WARN in html and "1 instrument failed to start" in html
         assert escape(stats["failures"]["NOPE"]) in html
 
         sim.refuse_hubs(30)

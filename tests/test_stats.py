@@ -114,7 +114,7 @@ def test_everything_wrong_scores_0_and_lists_every_cause_after_the_notes() -> No
                           messages=10, errors=10, reconnects=9, failed_instruments=1, notes=("clock skew 3 s",))
     assert health_score(inputs) == (0, ["clock skew 3 s", "2 of 2 hubs disconnected", "REST circuit breaker open",
                                         "3 of 3 market feeds stale", "10 processing errors", "9 reconnects",
-                                        "1 instruments failed to start"])
+                                        "1 instrument failed to start"])
 
 
 def test_a_note_alone_is_reported_without_lowering_the_score() -> None:

@@ -88,7 +88,8 @@ def health_score(inputs: HealthInputs) -> tuple[int, list[str]]:
         reasons.append(f"{inputs.reconnects} reconnects")
     if inputs.failed_instruments:
         score -= 10
-        reasons.append(f"{inputs.failed_instruments} instruments failed to start")
+        count = inputs.failed_instruments
+        reasons.append(f"{count} instrument{'s' if count > 1 else ''} failed to start")
     return max(0, min(100, round(score))), reasons
 
 
