@@ -13,7 +13,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 class Kernel:
-    """Runs code in a kernel and returns what it printed (stdout and stderr)."""
+    """Runs code in a kernel and returns what it printed (stdout and stderr); `stdout` is the last cell's stdout
+    alone, to read values from without the log lines the kernel writes to stderr in between."""
 
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": SRC}
@@ -22,11 +23,13 @@ class Kernel:
 
         self.late: dict[str, list[str]] = {}  # per request id: what it printed after its cell had finished
         self.last_id = ""
+        self.stdout = ""
 
     def run(self, code: str, timeout: float = 60) -> str:
         """Run `code` as a cell; what it prints is returned, what earlier cells print meanwhile goes to `late`."""
         self.last_id = msg_id = self.client.execute(code)
         out: list[str] = []
+        printed: list[str] = []
         while True:
             try:
                 msg = self.client.get_iopub_msg(timeout=timeout)
@@ -39,7 +42,10 @@ class Kernel:
                 continue
             if kind == "stream":
                 out.append(content["text"])
+                if content["name"] == "stdout":
+                    printed.append(content["text"])
             elif kind == "error":
                 pytest.fail("cell failed: " + "\n".join(content["traceback"]))
             elif kind == "status" and content["execution_state"] == "idle":
+                self.stdout = "".join(printed)
                 return "".join(out)

@@ -18,26 +18,28 @@ START = "from pxkit import lab\nsuite = await lab.suite({symbols}, simulated=Tru
 
 
 def counts(kernel: Kernel) -> list[int]:
-    return json.loads(kernel.run(COUNT).strip().splitlines()[-1])
+    kernel.run(COUNT)
+    return json.loads(kernel.stdout.strip().splitlines()[-1])
 
 
 def test_a_rerun_with_the_same_arguments_reuses_the_suite(kernel: Kernel) -> None:
     kernel.run(START.format(symbols='["MNQ", "ES"]', tfs='["1min"]') + "first = id(suite)")
     before = counts(kernel)
     said = kernel.run(START.format(symbols='[" mnq", "ES"]', tfs='("1min",)') + "print(id(suite) == first)")
-    assert said.strip().splitlines()[-1] == "True"
+    assert kernel.stdout.strip().splitlines()[-1] == "True"
     assert "closing" not in said
     assert counts(kernel) == before
 
 
 def test_other_arguments_close_the_old_suite_and_say_so_once(kernel: Kernel) -> None:
-    old_url = kernel.run("old = lab.current(); print(old.sim.base_url)").split()[-1]
+    kernel.run("old = lab.current(); print(old.sim.base_url)")
+    old_url = kernel.stdout.split()[-1]
     host, port = old_url.split("//")[1].rstrip("/").split(":")
     socket.create_connection((host, int(port)), timeout=2).close()
     said = kernel.run(START.format(symbols='["MNQ"]', tfs='["1min"]') + "print(old.router is not suite.router)")
     lines = [line for line in said.splitlines() if "closing" in line]
     assert lines == ["closing the suite on MNQ, ES to start one on MNQ"]
-    assert said.strip().splitlines()[-1] == "True"
+    assert kernel.stdout.strip().splitlines()[-1] == "True"
     assert kernel.run("print(lab.current() is suite, old in __import__('pxkit.suite').suite.live_suites())"
                       ).split() == ["True", "False"]
     with pytest.raises(OSError):  # the old suite's simulator is gone with it
@@ -45,9 +47,9 @@ def test_other_arguments_close_the_old_suite_and_say_so_once(kernel: Kernel) -> 
 
 
 def test_a_suite_closed_by_the_user_is_not_returned_again(kernel: Kernel) -> None:
-    said = kernel.run("await suite.close()\nprint(lab.current())\n" + START.format(symbols='["MNQ"]', tfs='["1min"]')
-                      + "print(lab.current() is suite)")
-    assert said.split()[-2:] == ["None", "True"]
+    kernel.run("await suite.close()\ngone = lab.current()\n" + START.format(symbols='["MNQ"]', tfs='["1min"]')
+               + "print('result', gone, lab.current() is suite)")
+    assert kernel.stdout.split() == ["result", "None", "True"]
 
 
 def test_close_leaves_no_tasks_or_sockets(kernel: Kernel) -> None:
@@ -86,8 +88,8 @@ pxkit.suite.TradingSuite.close = _marked
 """
     k = Kernel()
     try:
-        url = k.run(mark_close + START.format(symbols='["MNQ"]', tfs='["1min"]') + "print(suite.sim.base_url)")
-        host, port = url.split()[-1].split("//")[1].rstrip("/").split(":")
+        k.run(mark_close + START.format(symbols='["MNQ"]', tfs='["1min"]') + "print(suite.sim.base_url)")
+        host, port = k.stdout.split()[-1].split("//")[1].rstrip("/").split(":")
         socket.create_connection((host, int(port)), timeout=2).close()
     finally:
         k.client.stop_channels()
