@@ -24,7 +24,7 @@ def expected(ctx, timeframe: str = "1min", bars: int = 500) -> pl.DataFrame:
     """What a chart with the default indicators should show, computed here from the suite's own bars."""
     frame = ctx.data.bars.frame(timeframe, include_forming=True)
     frame = frame.with_columns(pl.Series("day", [trading_day(t) for t in frame["timestamp"]]))
-    return (add_indicators(frame, "sma", "ema", "bollinger", vwap(by="day")).tail(bars)
+    return (add_indicators(frame, "sma_50", "ema_20", "bollinger", vwap(by="day")).tail(bars)
             .with_columns(pl.col("timestamp").dt.epoch("s").alias("time")).drop("timestamp", "day"))
 
 
@@ -65,11 +65,12 @@ async def test_the_state_is_the_suites_bars_with_volume_and_indicators(sim) -> N
         want = expected(mnq, bars=25)
         cols = columns(state, buffers)
         assert state["rows"] == 25 and state["limit"] == 25 and state["seq"] == 0
-        assert [s["name"] for s in state["series"]] == ["sma_20", "ema_20", "bb_middle", "bb_upper", "bb_lower", "vwap"]
+        assert [s["name"] for s in state["series"]] == ["sma_50", "ema_20", "bb_middle", "bb_upper", "bb_lower", "vwap"]
         for name in want.columns:
             assert same(cols[name], want[name].to_list()), name
-        assert not math.isnan(cols["sma_20"][0])  # indicators are computed on all the bars, not the 25 shown
+        assert not math.isnan(cols["sma_50"][0])  # indicators are computed on all the bars, not the 25 shown
         assert state["markers"] == [] and state["avg_price"] is None
+        assert chart.time_zone == "America/New_York"  # the page reads bar times in the trading day's zone
         chart.close()
 
 
@@ -180,7 +181,8 @@ async def test_bad_arguments_are_refused_before_anything_is_shown(sim) -> None:
     async with open_suite(sim, ["MNQ"]) as suite:
         mnq = suite["MNQ"]
         before = handlers(mnq)
-        for kwargs in ({"bars": 0}, {"bars": True}, {"timeframe": "7min"}, {"indicators": ["nonsense"]}):
+        for kwargs in ({"bars": 0}, {"bars": True}, {"timeframe": "7min"}, {"indicators": ["nonsense"]},
+                       {"time_zone": "Mars/Olympus"}, {"time_zone": ""}, {"time_zone": None}):
             with pytest.raises(InputError):
                 lab.chart(mnq, **kwargs)
         assert handlers(mnq) == before

@@ -17,7 +17,7 @@ import {
 const MAX_LAGS = 1000; // paint lags kept on the root element (el.pxkitLags)
 const MAX_MARKERS = 300; // fill markers drawn, the newest
 const PALETTE = ["#2962ff", "#ff9800", "#ab47bc", "#26a69a", "#ec407a", "#8d6e63", "#7cb342", "#00acc1"];
-const LINE_COLOURS = { bb_upper: "#9e9e9e", bb_lower: "#9e9e9e", bb_middle: "#757575", vwap: "#ff9800" };
+const LINE_COLOURS = { bb_upper: "#9e9e9e", bb_lower: "#9e9e9e", bb_middle: "#757575", vwap: "#e040fb" };
 
 function colour(root, name) {
   return getComputedStyle(root).getPropertyValue(name).trim();
@@ -37,6 +37,22 @@ function theme(root) {
     },
     rightPriceScale: { borderColor: colour(root, "--pxkit-border") || "rgba(128,128,128,0.4)" },
     timeScale: { borderColor: colour(root, "--pxkit-border") || "rgba(128,128,128,0.4)" },
+  };
+}
+
+// Bar times are UTC seconds; axis and crosshair read them in `zone` (the chart's `time_zone`, an IANA name).
+function clock(zone) {
+  const make = (options) => new Intl.DateTimeFormat(undefined, { timeZone: zone, hourCycle: "h23", ...options });
+  const hm = make({ hour: "2-digit", minute: "2-digit" });
+  const hms = make({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const day = make({ day: "numeric", month: "short" });
+  const month = make({ month: "short", year: "numeric" });
+  const year = make({ year: "numeric" });
+  const full = make({ weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const at = (time) => new Date(time * 1000);
+  return {
+    crosshair: (time) => full.format(at(time)),
+    tick: (time, type) => [year, month, day, hm, hms][type]?.format(at(time)) ?? null, // by TickMarkType, Year = 0
   };
 }
 
@@ -108,10 +124,15 @@ class ChartView {
 
     const step = model.get("tick_size") || 0.01;
     this.priceFormat = { type: "price", precision: decimals(step), minMove: step };
+    const times = clock(model.get("time_zone"));
     this.chart = createChart(root, {
       autoSize: true,
       ...theme(root),
-      timeScale: { ...theme(root).timeScale, timeVisible: true, secondsVisible: /sec$/.test(model.get("timeframe")) },
+      localization: { timeFormatter: times.crosshair },
+      timeScale: {
+        ...theme(root).timeScale, timeVisible: true, secondsVisible: /sec$/.test(model.get("timeframe")),
+        tickMarkFormatter: times.tick,
+      },
     });
     this.candleSeries = this.chart.addSeries(CandlestickSeries, {
       upColor: colour(root, "--pxkit-up"), downColor: colour(root, "--pxkit-down"),
@@ -170,7 +191,9 @@ class ChartView {
     this.lines.clear();
     const title = document.createElement("b");
     title.textContent = `${this.root.dataset.symbol} · ${this.root.dataset.timeframe}`;
-    const legend = [title];
+    const zone = document.createElement("i");
+    zone.textContent = this.model.get("time_zone");
+    const legend = [title, zone];
     series.forEach(({ name, pane }, i) => {
       const color = LINE_COLOURS[name] || PALETTE[i % PALETTE.length];
       const line = this.chart.addSeries(LineSeries, {

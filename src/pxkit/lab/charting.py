@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 import traitlets
@@ -25,21 +26,23 @@ from .widget import STATIC, LabWidget, Message
 
 INTERVAL = 0.1  # seconds between two deltas at least: updates reach the page at ~10 Hz at most
 MAX_MARKERS = 300  # fill markers kept, the newest
-DEFAULT_INDICATORS = ("sma", "ema", "bollinger", "vwap")
+DEFAULT_INDICATORS = ("sma_50", "ema_20", "bollinger", "vwap")  # the 20-bar SMA is the Bollinger middle already
+TIME_ZONE = "America/New_York"  # the zone of the trading day: 18:00 opens it
 BASE = ("open", "high", "low", "close", "volume")
 OSCILLATORS = ("rsi", "macd", "stoch", "adx", "plus_di", "minus_di", "atr", "obv")  # drawn under the candles
 _POSITION_EVENTS = (EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED)
 
 
 def chart(ctx: InstrumentContext, timeframe: str = "1min", indicators: Iterable[str | pl.Expr] = DEFAULT_INDICATORS,
-          bars: int = 500) -> Chart:
+          bars: int = 500, time_zone: str = TIME_ZONE) -> Chart:
     """A live chart of `ctx`'s `timeframe` bars (one the suite builds), the newest `bars` of them.
 
     `indicators` are `pxkit.indicators` specs as `add_indicators` takes them ("sma", "ema_50", "bollinger", "rsi",
     expressions...); "vwap" is the session VWAP, restarting at each 18:00 New York trading day. Price-like lines
-    are drawn over the candles, oscillators (RSI, MACD, ...) in a pane below. Display the returned widget.
+    are drawn over the candles, oscillators (RSI, MACD, ...) in a pane below. The time axis reads in `time_zone`
+    (an IANA name such as "America/Chicago" or "UTC"). Display the returned widget.
     """
-    return Chart(ctx, timeframe, indicators, bars)
+    return Chart(ctx, timeframe, indicators, bars, time_zone)
 
 
 class Chart(LabWidget):
@@ -57,11 +60,14 @@ class Chart(LabWidget):
     timeframe = traitlets.Unicode().tag(sync=True)
     bars = traitlets.Int().tag(sync=True)
     tick_size = traitlets.Float().tag(sync=True)
+    time_zone = traitlets.Unicode().tag(sync=True)
 
     def __init__(self, ctx: InstrumentContext, timeframe: str = "1min",
-                 indicators: Iterable[str | pl.Expr] = DEFAULT_INDICATORS, bars: int = 500) -> None:
+                 indicators: Iterable[str | pl.Expr] = DEFAULT_INDICATORS, bars: int = 500,
+                 time_zone: str = TIME_ZONE) -> None:
         if isinstance(bars, bool) or not isinstance(bars, int) or bars < 1:
             raise InputError(f"bars must be a whole number >= 1, got {bars!r}")
+        _check_zone(time_zone)
         if isinstance(indicators, str | pl.Expr):
             indicators = [indicators]
         name = ctx.data.bars[timeframe].timeframe.name  # InputError for a timeframe the suite does not build
@@ -81,7 +87,7 @@ class Chart(LabWidget):
         self._timer: Any = None
         self._sent_at = -math.inf  # loop time of the last delta
         super().__init__(ctx.positions.loop, symbol=ctx.symbol, timeframe=name, bars=bars,
-                         tick_size=ctx.instrument_info.tick_size)
+                         tick_size=ctx.instrument_info.tick_size, time_zone=time_zone)
         for trade in ctx.positions.trades:
             self._markers[trade.id] = self._marker(trade)
         self._trim_markers()
@@ -201,6 +207,14 @@ class Chart(LabWidget):
     def _trim_markers(self) -> None:
         while len(self._markers) > MAX_MARKERS:
             self._markers.popitem(last=False)
+
+
+def _check_zone(name: object) -> None:
+    """The page formats times in the zone: refuse a name no time zone database knows."""
+    try:
+        ZoneInfo(name)  # type: ignore[arg-type]
+    except (TypeError, ValueError, ZoneInfoNotFoundError):
+        raise InputError(f"time_zone must be an IANA time zone name such as 'America/Chicago', got {name!r}") from None
 
 
 def _with_day(bars: pl.DataFrame) -> pl.DataFrame:
