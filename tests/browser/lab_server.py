@@ -1,0 +1,118 @@
+"""A throw-away JupyterLab server for browser tests: 127.0.0.1, a free port, no token, its own config and data dirs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SRC = Path(__file__).resolve().parents[2] / "src"  # the kernel imports this checkout's pxkit
+CREDENTIALS = ("PROJECT_X_USERNAME", "PROJECT_X_API_KEY", "PROJECT_X_ACCOUNT_NAME")  # never reach the kernel
+SETTINGS = {
+    "IdentityProvider": {"token": ""},
+    "PasswordIdentityProvider": {"hashed_password": ""},
+    "ServerApp": {"ip": "127.0.0.1", "open_browser": False, "allow_remote_access": False, "allow_root": True},
+    "LabApp": {"expose_app_in_browser": True, "news_url": None,
+               "check_for_updates_class": "jupyterlab.NeverCheckForUpdate", "extension_manager": "readonly"},
+    "LanguageServerManager": {"autodetect": False},
+}
+PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LabServer:
+    """JupyterLab serving `root`, with config, data, runtime and IPython dirs under `home`; `stop()` ends it by pid.
+
+    `api(method, path)` calls its REST API with the `_xsrf` cookie sent back as `X-XSRFToken` (jupyter_server asks
+    for it on DELETE and POST even with the token off).
+    """
+
+    def __init__(self, root: Path, home: Path, *, startup_timeout: float = 60.0) -> None:
+        self.root, self.home = root, home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = home / "config"
+        (config / "labconfig").mkdir(parents=True, exist_ok=True)
+        (config / "jupyter_server_config.json").write_text(json.dumps(SETTINGS))
+        (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
+        env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS}
+        env.update(JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(home / "data"),
+                   JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
+                   JUPYTER_PLATFORM_DIRS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(SRC),
+                                                                                        env.get("PYTHONPATH")])))
+        self.log_path = home / "lab.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+             f"--ServerApp.root_dir={root}"],
+            cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+        try:
+            self._wait_ready(startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Poll /api/status until it answers, then fetch /lab once for the `_xsrf` cookie."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if self.http.get("/api/status").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jupyter lab did not answer within {timeout} s:\n{self.log()}")
+            time.sleep(0.1)  # polling a child process's port: nothing to await
+        self.http.get("/lab").raise_for_status()
+        if "_xsrf" not in self.http.cookies:
+            raise RuntimeError("jupyter lab set no _xsrf cookie")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """A REST call (JSON in and out); raises for an error status."""
+        headers = {"X-XSRFToken": self.http.cookies["_xsrf"]}
+        answer = self.http.request(method, path, json=body, headers=headers)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def shutdown_kernels(self) -> None:
+        """Delete every session and shut down every kernel, through the API."""
+        for session in self.api("GET", "/api/sessions"):
+            self.api("DELETE", f"/api/sessions/{session['id']}")
+        for kernel in self.api("GET", "/api/kernels"):
+            self.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+    def stop(self) -> None:
+        """Shut the kernels down, then end the server by its pid (SIGTERM, SIGKILL after 15 s)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError, KeyError):  # the server is going anyway
+                self.shutdown_kernels()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.http.close()
+        self._log.close()

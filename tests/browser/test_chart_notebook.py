@@ -1,0 +1,83 @@
+"""A notebook in JupyterLab and chromium: a three-instrument suite on the simulator and a live chart per instrument."""
+
+from __future__ import annotations
+
+import json
+
+from browser.chromium import Notebook, write_notebook
+
+SYMBOLS = ("MNQ", "ES", "MGC")
+SUITE_CELL = """from pxkit import lab
+suite = await lab.suite(["MNQ", "ES", "MGC"], timeframes=["1min"])
+print(f"suite {id(suite)} on {', '.join(suite.contexts)}")"""
+CHART_CELL = 'lab.chart(suite["{symbol}"], timeframe="1min", indicators=("sma", "ema", "bollinger", "vwap"), bars=500)'
+TASKS = "import asyncio, json\nprint(json.dumps(len(asyncio.all_tasks())))"
+
+CHARTS = "() => [...document.querySelectorAll('.pxkit-chart')]"
+DRAWN = f"""() => {{ const roots = ({CHARTS})();
+  return roots.length === {len(SYMBOLS)} && roots.every(r => Number(r.dataset.bars) > 0); }}"""
+SHOWN = f"""() => ({CHARTS})().map(r => ({{symbol: r.dataset.symbol, timeframe: r.dataset.timeframe,
+  bars: Number(r.dataset.bars), seq: Number(r.dataset.seq), lastClose: r.dataset.lastClose,
+  lags: [...r.pxkitLags]}}))"""
+# Pixels in the candle colours (--pxkit-up #26a69a, --pxkit-down #ef5350) on each chart's canvases.
+CANDLE_PIXELS = f"""() => ({CHARTS})().map(root => {{
+  let up = 0, down = 0;
+  for (const canvas of root.querySelectorAll('canvas')) {{
+    if (!canvas.width || !canvas.height) continue;
+    const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 0; i < px.length; i += 4) {{
+      const [r, g, b, a] = [px[i], px[i + 1], px[i + 2], px[i + 3]];
+      if (a < 250) continue;
+      if (Math.abs(r - 38) < 6 && Math.abs(g - 166) < 6 && Math.abs(b - 154) < 6) up++;
+      else if (Math.abs(r - 239) < 6 && Math.abs(g - 83) < 6 && Math.abs(b - 80) < 6) down++;
+    }}
+  }}
+  return {{symbol: root.dataset.symbol, up, down}};
+}})"""
+
+
+def advanced(before: list[dict], key: str) -> str:
+    """JS: true once every chart's `key` differs from what `before` recorded."""
+    return f"""() => {{ const was = {json.dumps({c["symbol"]: c[key] for c in before})};
+      return ({CHARTS})().every(r => String(r.dataset.{key}) !== String(was[r.dataset.symbol])); }}"""
+
+
+def test_live_charts_of_a_suite_in_jupyterlab(lab, guarded, artifacts) -> None:
+    page, guard = guarded
+    cells = [SUITE_CELL, *(CHART_CELL.format(symbol=s) for s in SYMBOLS)]
+    write_notebook(lab.root / "charts.ipynb", cells)
+    book = Notebook(page, lab.url, "charts.ipynb")
+    book.run_all()
+
+    page.wait_for_function(DRAWN)  # every chart got its state and painted it
+    first = page.evaluate(SHOWN)
+    assert [(c["symbol"], c["timeframe"]) for c in first] == [(s, "1min") for s in SYMBOLS]
+    assert all(c["bars"] == 500 for c in first), first  # a day of history preloaded, the newest 500 shown
+    for candles in page.evaluate(CANDLE_PIXELS):
+        assert candles["up"] > 500 and candles["down"] > 500, candles  # rising and falling bodies on the canvas
+
+    # Simulator trades reach each chart as deltas, painted within a second of reaching the chart.
+    page.wait_for_function(advanced(first, "seq"), timeout=15_000)
+    page.wait_for_function(advanced(first, "lastClose"), timeout=30_000)
+    live = page.evaluate(SHOWN)
+    for chart in live:
+        assert chart["lags"] and max(chart["lags"]) < 1000, chart
+        assert float(chart["lastClose"]) > 0
+
+    # Re-running the suite cell returns the same suite: same object, no "closing" line, no new task.
+    said = book.output_text(0)
+    tasks = book.value(TASKS)
+    count = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount")
+    book.run_cell(0)
+    book.wait_executed(0, count + 1)
+    again = book.output_text(0)
+    line = said.strip().splitlines()[-1]
+    assert line.startswith("suite ") and "embedded simulator" in said, said
+    assert again.strip().splitlines() == [line]  # the same id; no "closing", no second simulator
+    assert book.value(TASKS) == tasks
+    before = page.evaluate(SHOWN)
+    page.wait_for_function(advanced(before, "seq"), timeout=15_000)  # the charts still follow the same suite
+
+    page.screenshot(path=str(artifacts / "charts.png"), full_page=True)
+    assert guard.blocked == []
+    assert guard.errors == []
