@@ -1,0 +1,172 @@
+"""Benchmark: live charts in JupyterLab and Debian chromium, fed by a simulator in its own process.
+
+Prints, with external requests blocked:
+- the time from run-all to 20,000 one-minute bars painted, cold (the suite starts and loads its history) and warm
+  (the suite cell reuses the running suite, the chart cell makes a new chart);
+- for rising simulator trade rates on MNQ, ES and MGC (one chart each, 10 Hz throttle): the trades per second the
+  suite routes into the charts, the deltas per second each chart paints, the lag from a trade reaching the chart
+  to its candle painted (p50/p99 of el.pxkitLags) and how long a trivial cell takes to execute meanwhile (p50/max;
+  goal: within 50 ms, the kernel stays responsive).
+`--short` runs two rates for a few seconds each. Needs /usr/bin/chromium.
+
+    python tests/bench/bench_lab.py [--short]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the browser harness
+
+from browser.chromium import Guard, Notebook, launch, missing_chromium, write_notebook
+from browser.lab_server import SRC, LabServer
+
+START = "2026-03-02T14:30:00Z"  # a Monday at the US cash open
+SYMBOLS = ["MNQ", "ES", "MGC"]
+BIG = 20_000
+SETUP = "from pxkit import lab, ProjectXConfig\nURL = {url!r}"
+BIG_CELLS = [
+    'suite = await lab.suite("MNQ", config=ProjectXConfig.for_simulator(URL), timeframes=["1min"], '
+    f'max_bars={BIG}, initial_days=20)',
+    f'lab.chart(suite["MNQ"], timeframe="1min", bars={BIG})',
+]
+LIVE_CELLS = [
+    f'suite = await lab.suite({SYMBOLS!r}, config=ProjectXConfig.for_simulator(URL), timeframes=["1min"])',
+    *(f'lab.chart(suite["{s}"], timeframe="1min")' for s in SYMBOLS),
+]
+TRADES = ("import json\n"
+          "print(json.dumps(sum(c.data.stats.counters['trades'] for c in suite.contexts.values())))")
+CHARTS = "[...document.querySelectorAll('.pxkit-chart')]"
+NEW_BIG = f"() => {CHARTS}.some(r => !r.dataset.old && Number(r.dataset.bars) >= {BIG})"
+LIVE = f"n => {{ const r = {CHARTS}; return r.length === n && r.every(c => Number(c.dataset.seq) > 0); }}"
+SEQS = f"() => {CHARTS}.map(r => Number(r.dataset.seq))"
+RESET_LAGS = f"() => {CHARTS}.forEach(r => {{ r.pxkitLags.length = 0; }})"
+LAGS = f"() => {CHARTS}.flatMap(r => r.pxkitLags)"
+PROBE = """async ([n, gap]) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const took = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await kernel.requestExecute({code: '1 + 1', silent: true, store_history: false}).done;
+    took.push(performance.now() - t);
+    await new Promise(next => setTimeout(next, gap));  // pacing between probes
+  }
+  return took; }"""
+
+
+@contextlib.contextmanager
+def simulator(trades_per_minute: float) -> Iterator[str]:
+    """`pxkit sim` in its own process (the kernel only routes and charts); yields its URL, ends it by pid."""
+    code = "import sys; from pxkit.cli import main; sys.exit(main())"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen([sys.executable, "-c", code, "sim", "--start", START,
+                                "--trades-per-minute", str(trades_per_minute)],
+                               stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()  # "pxkit sim ready at http://127.0.0.1:PORT (...)"
+        if "ready at" not in line:
+            raise RuntimeError(f"pxkit sim did not start: {line!r}")
+        yield line.split("ready at ")[1].split()[0]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def cuts(values: list[float]) -> tuple[float, float]:
+    """p50 and p99."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return q[49], q[98]
+
+
+def open_book(page, lab: LabServer, name: str, url: str, cells: list[str]) -> Notebook:
+    write_notebook(lab.root / name, [SETUP.format(url=url), *cells])
+    return Notebook(page, lab.url, name, timeout=180)
+
+
+def big_chart(page, lab: LabServer) -> None:
+    """Run-all to 20,000 bars painted: cold, then warm (the suite reused, a new chart)."""
+    with simulator(240) as url:
+        book = open_book(page, lab, "big.ipynb", url, BIG_CELLS)
+        begin = time.perf_counter()
+        book.run_all()
+        page.wait_for_function(NEW_BIG)
+        cold = time.perf_counter() - begin
+        page.evaluate(f"() => {CHARTS}.forEach(r => {{ r.dataset.old = '1'; }})")
+        begin = time.perf_counter()
+        book.run_all()
+        page.wait_for_function(NEW_BIG)
+        warm = time.perf_counter() - begin
+        print(f"run-all -> {BIG:,} bars painted: {warm:.2f} s with the suite running (goal < 1 s); "
+              f"{cold:.2f} s cold (suite start and history load included)")
+        lab.shutdown_kernels()
+
+
+def live_charts(page, lab: LabServer, rates: list[float], window: float) -> None:
+    """At each trade rate: trades routed into the charts, deltas painted, paint lag and cell latency."""
+    print(f"{'offered/s':>10} {'routed/s':>9} {'deltas/s/chart':>15} {'lag p50':>8} {'lag p99':>8} "
+          f"{'cell p50':>9} {'cell max':>9}")
+    for rate in rates:
+        with simulator(rate) as url:
+            book = open_book(page, lab, "live.ipynb", url, LIVE_CELLS)
+            book.run_all()
+            page.wait_for_function(LIVE, arg=len(SYMBOLS))
+            page.evaluate(RESET_LAGS)
+            seqs, trades, begin = page.evaluate(SEQS), book.value(TRADES), time.perf_counter()
+            took = page.evaluate(PROBE, [max(5, int(window / 0.2)), 150])
+            seconds = time.perf_counter() - begin
+            routed = (book.value(TRADES) - trades) / seconds
+            deltas = [(b - a) / seconds for a, b in zip(seqs, page.evaluate(SEQS), strict=True)]
+            lag50, lag99 = cuts(page.evaluate(LAGS))
+            cell50, _ = cuts(took)
+            print(f"{rate * len(SYMBOLS) / 60:>10,.0f} {routed:>9,.0f} {statistics.mean(deltas):>15.1f} "
+                  f"{lag50:>6.0f}ms {lag99:>6.0f}ms {cell50:>7.1f}ms {max(took):>7.1f}ms")
+            lab.shutdown_kernels()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="two trade rates, a few seconds each")
+    args = parser.parse_args()
+    reason = missing_chromium()
+    if reason is not None:
+        print(f"bench_lab: {reason}", file=sys.stderr)
+        return 1
+    rates = [1_200, 60_000] if args.short else [1_200, 12_000, 60_000, 180_000, 360_000]  # per contract per minute
+    window = 3.0 if args.short else 10.0
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        root, home = Path(tmp, "root"), Path(tmp, "home")
+        root.mkdir()
+        home.mkdir()
+        lab = LabServer(root, home)
+        browser = launch(playwright)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1900})
+            guard = Guard(context)
+            page = context.new_page()
+            guard.watch(page)
+            big_chart(page, lab)
+            live_charts(page, lab, rates, window)
+            print(f"external requests blocked: {len(guard.blocked)}; console errors: {len(guard.errors)}")
+            for error in guard.errors[:5]:
+                print(f"  {error}")
+        finally:
+            browser.close()
+            lab.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
