@@ -5,8 +5,10 @@ Prints, with external requests blocked:
   (the suite cell reuses the running suite, the chart cell makes a new chart);
 - for rising simulator trade rates on MNQ, ES and MGC (one chart each, 10 Hz throttle): the trades per second the
   suite routes into the charts, the deltas per second each chart paints, the lag from a trade reaching the chart
-  to its candle painted (p50/p99 of el.pxkitLags) and how long a trivial cell takes to execute meanwhile (p50/max;
-  goal: within 50 ms, the kernel stays responsive).
+  to its candle painted (p50/p99 of el.pxkitLags) and how long a trivial cell waits meanwhile from the page
+  sending it to the kernel starting it (p50/max; goal: within 50 ms, the kernel stays responsive), with its whole
+  round trip through JupyterLab's websocket beside it; and, from the kernel, how long a change waits for its delta
+  (the throttle) and how long building and sending a delta takes.
 `--short` runs two rates for a few seconds each. Needs /usr/bin/chromium.
 
     python tests/bench/bench_lab.py [--short]
@@ -33,19 +35,32 @@ from browser.lab_server import SRC, LabServer
 START = "2026-03-02T14:30:00Z"  # a Monday at the US cash open
 SYMBOLS = ["MNQ", "ES", "MGC"]
 BIG = 20_000
-SETUP = "from pxkit import lab, ProjectXConfig\nURL = {url!r}"
+SETUP = """from pxkit import lab, ProjectXConfig
+URL = {url!r}
+import json, time
+from pxkit.lab.charting import Chart
+FLUSHES = []  # per delta sent: ms from its first change to the flush, ms the flush took (bench instrumentation)
+if not hasattr(Chart, "_untimed_flush"):
+    Chart._untimed_flush = Chart._flush
+    def _timed_flush(self):
+        origin, start = self._origin_ms, time.time() * 1000
+        self._untimed_flush()
+        if origin is not None:
+            FLUSHES.append((start - origin, time.time() * 1000 - start))
+    Chart._flush = _timed_flush"""
 BIG_CELLS = [
     'suite = await lab.suite("MNQ", config=ProjectXConfig.for_simulator(URL), timeframes=["1min"], '
-    f'max_bars={BIG}, initial_days=20)',
+    'max_bars=30_000, initial_days=20)',  # 20 days of 1-minute bars hold more than 20,000 with the weekends
     f'lab.chart(suite["MNQ"], timeframe="1min", bars={BIG})',
 ]
 LIVE_CELLS = [
     f'suite = await lab.suite({SYMBOLS!r}, config=ProjectXConfig.for_simulator(URL), timeframes=["1min"])',
     *(f'lab.chart(suite["{s}"], timeframe="1min")' for s in SYMBOLS),
 ]
-TRADES = ("import json\n"
-          "print(json.dumps(sum(c.data.stats.counters['trades'] for c in suite.contexts.values())))")
+TRADES = "print(json.dumps(sum(c.data.stats.counters['trades'] for c in suite.contexts.values())))"
+FLUSH_TIMES = "print(json.dumps(FLUSHES)); FLUSHES.clear()"
 CHARTS = "[...document.querySelectorAll('.pxkit-chart')]"
+NEW_ROOT = f"() => {CHARTS}.some(r => !r.dataset.old)"
 NEW_BIG = f"() => {CHARTS}.some(r => !r.dataset.old && Number(r.dataset.bars) >= {BIG})"
 LIVE = f"n => {{ const r = {CHARTS}; return r.length === n && r.every(c => Number(c.dataset.seq) > 0); }}"
 SEQS = f"() => {CHARTS}.map(r => Number(r.dataset.seq))"
@@ -53,14 +68,18 @@ RESET_LAGS = f"() => {CHARTS}.forEach(r => {{ r.pxkitLags.length = 0; }})"
 LAGS = f"() => {CHARTS}.flatMap(r => r.pxkitLags)"
 PROBE = """async ([n, gap]) => {
   const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const took = [];
+  const trips = [], waits = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
-    await kernel.requestExecute({code: '1 + 1', silent: true, store_history: false}).done;
-    took.push(performance.now() - t);
+    const future = kernel.requestExecute({code: '1 + 1', silent: false, store_history: false});
+    let started = NaN;
+    future.onReply = reply => { started = Date.parse(reply.metadata.started); };
+    await future.done;
+    trips.push(performance.now() - t);
+    waits.push(started - Date.parse(future.msg.header.date));  // sent by the page -> started by the kernel
     await new Promise(next => setTimeout(next, gap));  // pacing between probes
   }
-  return took; }"""
+  return {trips, waits}; }"""
 
 
 @contextlib.contextmanager
@@ -96,6 +115,9 @@ def open_book(page, lab: LabServer, name: str, url: str, cells: list[str]) -> No
 
 def big_chart(page, lab: LabServer) -> None:
     """Run-all to 20,000 bars painted: cold, then warm (the suite reused, a new chart)."""
+    frames: list[tuple[float, int]] = []  # (when, size) of each websocket frame the page receives
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append((time.perf_counter(),
+                                                                                        len(data)))))
     with simulator(240) as url:
         book = open_book(page, lab, "big.ipynb", url, BIG_CELLS)
         begin = time.perf_counter()
@@ -105,32 +127,46 @@ def big_chart(page, lab: LabServer) -> None:
         page.evaluate(f"() => {CHARTS}.forEach(r => {{ r.dataset.old = '1'; }})")
         begin = time.perf_counter()
         book.run_all()
+        page.wait_for_function(NEW_ROOT)
+        shown = time.perf_counter() - begin
         page.wait_for_function(NEW_BIG)
         warm = time.perf_counter() - begin
-        print(f"run-all -> {BIG:,} bars painted: {warm:.2f} s with the suite running (goal < 1 s); "
-              f"{cold:.2f} s cold (suite start and history load included)")
+        state = min((t for t, size in frames if t > begin and size > BIG * 8 * 6), default=float("nan")) - begin
+        print(f"run-all -> {BIG:,} bars painted: {warm:.2f} s with the suite running (goal < 1 s; the chart's "
+              f"element on the page after {shown:.2f} s, its state received after {state:.2f} s); "
+              f"{cold:.2f} s cold (suite start, history load)")
         lab.shutdown_kernels()
 
 
 def live_charts(page, lab: LabServer, rates: list[float], window: float) -> None:
     """At each trade rate: trades routed into the charts, deltas painted, paint lag and cell latency."""
+    print("wait: a cell's, from the page sending it to the kernel starting it (trip: its whole round trip); "
+          "held: a change in the kernel before its delta is sent; flush: the kernel's work per delta")
     print(f"{'offered/s':>10} {'routed/s':>9} {'deltas/s/chart':>15} {'lag p50':>8} {'lag p99':>8} "
-          f"{'cell p50':>9} {'cell max':>9}")
+          f"{'wait p50':>10} {'wait max':>10} {'trip p50':>9} {'held p50':>9} {'flush p50':>9}")
     for rate in rates:
         with simulator(rate) as url:
             book = open_book(page, lab, "live.ipynb", url, LIVE_CELLS)
+            if rate == rates[0]:
+                idle = page.evaluate(PROBE, [20, 50])
+                print(f"{'idle kernel':>10} {'':>9} {'':>15} {'':>8} {'':>8} {cuts(idle['waits'])[0]:>8.1f}ms "
+                      f"{max(idle['waits']):>8.1f}ms {cuts(idle['trips'])[0]:>7.1f}ms")
             book.run_all()
             page.wait_for_function(LIVE, arg=len(SYMBOLS))
             page.evaluate(RESET_LAGS)
+            book.value(FLUSH_TIMES)
             seqs, trades, begin = page.evaluate(SEQS), book.value(TRADES), time.perf_counter()
-            took = page.evaluate(PROBE, [max(5, int(window / 0.2)), 150])
+            probes = page.evaluate(PROBE, [max(5, int(window / 0.2)), 150])
             seconds = time.perf_counter() - begin
             routed = (book.value(TRADES) - trades) / seconds
             deltas = [(b - a) / seconds for a, b in zip(seqs, page.evaluate(SEQS), strict=True)]
             lag50, lag99 = cuts(page.evaluate(LAGS))
-            cell50, _ = cuts(took)
+            waits = probes["waits"]
+            flushes = book.value(FLUSH_TIMES)
+            held, spent = (cuts([f[i] for f in flushes])[0] for i in (0, 1))
             print(f"{rate * len(SYMBOLS) / 60:>10,.0f} {routed:>9,.0f} {statistics.mean(deltas):>15.1f} "
-                  f"{lag50:>6.0f}ms {lag99:>6.0f}ms {cell50:>7.1f}ms {max(took):>7.1f}ms")
+                  f"{lag50:>6.0f}ms {lag99:>6.0f}ms {cuts(waits)[0]:>8.1f}ms {max(waits):>8.1f}ms "
+                  f"{cuts(probes['trips'])[0]:>7.1f}ms {held:>7.0f}ms {spent:>6.1f}ms")
             lab.shutdown_kernels()
 
 
