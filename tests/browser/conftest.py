@@ -15,7 +15,7 @@ from browser.lab_server import LabServer
 ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots, gitignored
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium_ready() -> None:
     reason = missing_chromium()
     if reason is not None:
@@ -24,7 +24,7 @@ def chromium_ready() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab(chromium_ready, tmp_path_factory):
     server = LabServer(tmp_path_factory.mktemp("lab-root"), tmp_path_factory.mktemp("lab-home"))
     try:
@@ -33,7 +33,7 @@ def lab(chromium_ready, tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(chromium_ready):
     from playwright.sync_api import sync_playwright
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 SRC = Path(__file__).resolve().parents[2] / "src"  # the kernel imports this checkout's pxkit
-CREDENTIALS = ("PROJECT_X_USERNAME", "PROJECT_X_API_KEY", "PROJECT_X_ACCOUNT_NAME")  # never reach the kernel
+CREDENTIALS = "PROJECT_X_"  # settings for the real gateway never reach the kernel: it runs on the simulator
 SETTINGS = {
     "IdentityProvider": {"token": ""},
     "PasswordIdentityProvider": {"hashed_password": ""},
@@ -49,7 +49,7 @@ class LabServer:
         (config / "labconfig").mkdir(parents=True, exist_ok=True)
         (config / "jupyter_server_config.json").write_text(json.dumps(SETTINGS))
         (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
-        env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIALS)}
         env.update(JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(home / "data"),
                    JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
                    JUPYTER_PLATFORM_DIRS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(SRC),
