@@ -10,7 +10,10 @@ SYMBOLS = ("MNQ", "ES", "MGC")
 SUITE_CELL = """from pxkit import lab
 suite = await lab.suite(["MNQ", "ES", "MGC"], timeframes=["1min"])
 print(f"suite {id(suite)} on {', '.join(suite.contexts)}")"""
-CHART_CELL = 'lab.chart(suite["{symbol}"], timeframe="1min", indicators=("sma", "ema", "bollinger", "vwap"), bars=500)'
+CHART_CELL = 'lab.chart(suite["{symbol}"], timeframe="1min", bars=500)'
+BUY_CELL = """mnq = suite["MNQ"]
+await (await mnq.orders.place_market_order("buy", 2)).wait_filled(timeout=10)
+print("long", mnq.positions.size, "@", mnq.positions.average_price)"""
 TASKS = "import asyncio, json\nprint(json.dumps(len(asyncio.all_tasks())))"
 
 CHARTS = "() => [...document.querySelectorAll('.pxkit-chart')]"
@@ -18,6 +21,7 @@ DRAWN = f"""() => {{ const roots = ({CHARTS})();
   return roots.length === {len(SYMBOLS)} && roots.every(r => Number(r.dataset.bars) > 0); }}"""
 SHOWN = f"""() => ({CHARTS})().map(r => ({{symbol: r.dataset.symbol, timeframe: r.dataset.timeframe,
   bars: Number(r.dataset.bars), seq: Number(r.dataset.seq), lastClose: r.dataset.lastClose,
+  markers: Number(r.dataset.markers), avgPrice: r.dataset.avgPrice,
   lags: [...r.pxkitLags]}}))"""
 # Pixels in the candle colours (--pxkit-up #26a69a, --pxkit-down #ef5350) on each chart's canvases.
 CANDLE_PIXELS = f"""() => ({CHARTS})().map(root => {{
@@ -44,7 +48,7 @@ def advanced(before: list[dict], key: str) -> str:
 
 def test_live_charts_of_a_suite_in_jupyterlab(lab, guarded, artifacts) -> None:
     page, guard = guarded
-    cells = [SUITE_CELL, *(CHART_CELL.format(symbol=s) for s in SYMBOLS)]
+    cells = [SUITE_CELL, *(CHART_CELL.format(symbol=s) for s in SYMBOLS), BUY_CELL]
     write_notebook(lab.root / "charts.ipynb", cells)
     book = Notebook(page, lab.url, "charts.ipynb")
     book.run_all()
@@ -77,6 +81,13 @@ def test_live_charts_of_a_suite_in_jupyterlab(lab, guarded, artifacts) -> None:
     assert book.value(TASKS) == tasks
     before = page.evaluate(SHOWN)
     page.wait_for_function(advanced(before, "seq"), timeout=15_000)  # the charts still follow the same suite
+
+    # The user's fill: an arrow on MNQ's chart and a line at the position's average price; nothing on the others.
+    bought = book.output_text(len(cells) - 1).split()
+    assert bought[:2] == ["long", "2"], bought
+    page.wait_for_function(f"""() => ({CHARTS})().some(r => r.dataset.symbol === "MNQ" && r.dataset.markers === "1"
+      && Number(r.dataset.avgPrice) === {float(bought[-1])})""", timeout=10_000)
+    assert [c["markers"] for c in page.evaluate(SHOWN)] == [1, 0, 0]
 
     page.screenshot(path=str(artifacts / "charts.png"), full_page=True)
     assert guard.blocked == []

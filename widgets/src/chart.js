@@ -3,6 +3,8 @@
 // Protocol (custom messages from Python, numbers in one float64 buffer, column-major, `rows` values per column):
 //   {kind: "state", seq, columns, series, rows, limit, markers, avg_price}  the whole chart, answer to our "hello"
 //   {kind: "delta", seq, origin_ms, columns, rows, markers, avg_price}  the bars changed since the last message
+// After each paint the root element says what is on screen: data-bars, data-last-close, data-seq, data-markers,
+// data-avg-price, and `pxkitLags` (ms from a delta's first change reaching the kernel's chart to its paint).
 // Every piece of state lives in one ChartView, made per render and scoped to its element: two charts (or two views
 // of one chart) never share anything.
 import {
@@ -117,6 +119,7 @@ class ChartView {
     this.volume = [];
     this.lines = new Map(); // column -> {series, data}
     this.markers = new Map(); // fill id -> marker
+    this.shownMarkers = 0;
     this.avgPrice = null;
     this.avgLine = null;
     this.origins = [];
@@ -131,6 +134,7 @@ class ChartView {
       localization: { timeFormatter: times.crosshair },
       timeScale: {
         ...theme(root).timeScale, timeVisible: true, secondsVisible: /sec$/.test(model.get("timeframe")),
+        rightOffset: 4, // room for the newest bar's marker
         tickMarkFormatter: times.tick,
       },
     });
@@ -310,11 +314,12 @@ class ChartView {
     for (const m of shown.slice(0, -MAX_MARKERS)) this.markers.delete(m.id);
     const up = colour(this.root, "--pxkit-up");
     const down = colour(this.root, "--pxkit-down");
+    this.shownMarkers = Math.min(shown.length, MAX_MARKERS);
     this.markerApi.setMarkers(shown.slice(-MAX_MARKERS).map((m) => {
       const buy = m.side === "buy";
       return {
         time: m.time, position: buy ? "belowBar" : "aboveBar", color: buy ? up : down,
-        shape: buy ? "arrowUp" : "arrowDown", text: `${buy ? "B" : "S"} ${m.size} @ ${m.price}`,
+        shape: buy ? "arrowUp" : "arrowDown", text: `${buy ? "B" : "S"}${m.size}`,
       };
     }));
   }
@@ -346,6 +351,8 @@ class ChartView {
       root.dataset.bars = String(this.candles.length);
       root.dataset.lastClose = last ? String(last.close) : "";
       root.dataset.seq = String(this.seq);
+      root.dataset.markers = String(this.shownMarkers);
+      root.dataset.avgPrice = this.avgPrice == null ? "" : String(this.avgPrice);
       for (const origin of this.origins) root.pxkitLags.push(now - origin);
       this.origins = [];
       const over = root.pxkitLags.length - MAX_LAGS;
