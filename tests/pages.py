@@ -36,6 +36,8 @@ class Page(DummyComm):
 
 
 def columns(content: dict[str, Any], buffers: list[bytes]) -> dict[str, list[float]]:
-    """A chart message's float64 buffer back as columns by name."""
-    values = np.frombuffer(buffers[0], dtype=np.float64).reshape(len(content["columns"]), content["rows"])
-    return {name: values[i].tolist() for i, name in enumerate(content["columns"])}
+    """A chart message's buffers back as columns by name: times (float64), then the others (float32)."""
+    names = content["columns"]
+    values = np.frombuffer(buffers[1], dtype=np.float32).reshape(len(names) - 1, content["rows"])
+    return {"time": np.frombuffer(buffers[0], dtype=np.float64).tolist(),
+            **{name: values[i].astype(np.float64).tolist() for i, name in enumerate(names[1:])}}

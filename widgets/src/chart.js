@@ -1,6 +1,7 @@
 // pxkit live chart view: candles, volume, indicator lines, fill markers and the average-price line.
 //
-// Protocol (custom messages from Python, numbers in one float64 buffer, column-major, `rows` values per column):
+// Protocol (custom messages from Python; bar times in a float64 buffer, the other columns in one float32 buffer,
+// column-major, `rows` values per column, NaN where a line has no value yet):
 //   {kind: "state", seq, columns, series, rows, limit, markers, avg_price}  the whole chart, answer to our "hello"
 //   {kind: "delta", seq, origin_ms, columns, rows, markers, avg_price}  the bars changed since the last message
 // After each paint the root element says what is on screen: data-bars, data-last-close, data-seq, data-markers,
@@ -63,16 +64,21 @@ function decimals(step) {
   return text.includes(".") ? text.length - text.indexOf(".") - 1 : 0;
 }
 
-// The message's columns as Float64Arrays by name (buffers arrive as DataView or ArrayBuffer).
-function columnsOf(content, buffers) {
-  const raw = buffers[0];
+// A buffer (DataView or ArrayBuffer) as a typed array, copied only when its offset does not suit the type.
+function typed(raw, Type) {
   const view = ArrayBuffer.isView(raw) ? raw : new DataView(raw);
-  const values = view.byteOffset % 8 === 0
-    ? new Float64Array(view.buffer, view.byteOffset, view.byteLength / 8)
-    : new Float64Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+  const size = Type.BYTES_PER_ELEMENT;
+  return view.byteOffset % size === 0
+    ? new Type(view.buffer, view.byteOffset, view.byteLength / size)
+    : new Type(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+}
+
+// The message's columns by name: times from the float64 buffer, the other columns from the float32 one.
+function columnsOf(content, buffers) {
   const n = content.rows;
-  const out = {};
-  content.columns.forEach((name, i) => { out[name] = values.subarray(i * n, (i + 1) * n); });
+  const values = typed(buffers[1], Float32Array);
+  const out = { time: typed(buffers[0], Float64Array) };
+  content.columns.slice(1).forEach((name, i) => { out[name] = values.subarray(i * n, (i + 1) * n); });
   return out;
 }
 
@@ -174,11 +180,17 @@ class ChartView {
     this.paintSoon();
   }
 
+  // A price sent as float32, back on the tick grid with the contract's decimals (20180.25, 2809.4).
+  tick(value) {
+    const { minMove, precision } = this.priceFormat;
+    return Number((Math.round(value / minMove) * minMove).toFixed(precision));
+  }
+
   item(cols, i) {
     const time = cols.time[i];
-    const open = cols.open[i];
-    const close = cols.close[i];
-    const bar = { time, open, high: cols.high[i], low: cols.low[i], close };
+    const open = this.tick(cols.open[i]);
+    const close = this.tick(cols.close[i]);
+    const bar = { time, open, high: this.tick(cols.high[i]), low: this.tick(cols.low[i]), close };
     const volume = { time, value: cols.volume[i], color: close >= open ? this.volumeUp : this.volumeDown };
     const lines = [];
     for (const name of this.lines.keys()) {
