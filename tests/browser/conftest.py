@@ -33,8 +33,10 @@ def lab(chromium_ready, tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_ready):
+    """Chromium for one test module: Playwright's sync API holds an event loop on the main thread while it runs,
+    which the async tests after the browser modules need free."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
