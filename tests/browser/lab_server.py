@@ -34,6 +34,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a server under test and its kernels: Jupyter's dirs under `home`, this checkout's pxkit
+    first on the path, no PROJECT_X_ settings but those in `extra` (a test's own simulator)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIALS)}
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"), JUPYTER_PLATFORM_DIRS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")])))
+    env.update(extra or {})
+    return env
+
+
+def wait_answering(http: httpx.Client, process: subprocess.Popen, path: str, timeout: float, log: Any) -> None:
+    """Poll `path` until it answers 200; raise with the server's log if it exits or stays silent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log()}")
+        try:
+            if http.get(path).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not answer within {timeout} s:\n{log()}")
+        time.sleep(0.1)  # polling a child process's port: nothing to await
+
+
 class LabServer:
     """JupyterLab serving `root`, with config, data, runtime and IPython dirs under `home`; `stop()` ends it by pid.
 
@@ -41,7 +68,8 @@ class LabServer:
     for it on DELETE and POST even with the token off).
     """
 
-    def __init__(self, root: Path, home: Path, *, startup_timeout: float = 60.0) -> None:
+    def __init__(self, root: Path, home: Path, *, env: dict[str, str] | None = None,
+                 startup_timeout: float = 60.0) -> None:
         self.root, self.home = root, home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,17 +77,12 @@ class LabServer:
         (config / "labconfig").mkdir(parents=True, exist_ok=True)
         (config / "jupyter_server_config.json").write_text(json.dumps(SETTINGS))
         (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIALS)}
-        env.update(JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(home / "data"),
-                   JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
-                   JUPYTER_PLATFORM_DIRS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(SRC),
-                                                                                        env.get("PYTHONPATH")])))
         self.log_path = home / "lab.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
              f"--ServerApp.root_dir={root}"],
-            cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=root, env=environment(home, env), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self.http = httpx.Client(base_url=self.url, timeout=10)
         try:
             self._wait_ready(startup_timeout)
@@ -68,19 +91,8 @@ class LabServer:
             raise
 
     def _wait_ready(self, timeout: float) -> None:
-        """Poll /api/status until it answers, then fetch /lab once for the `_xsrf` cookie."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if self.http.get("/api/status").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter lab did not answer within {timeout} s:\n{self.log()}")
-            time.sleep(0.1)  # polling a child process's port: nothing to await
+        """Until /api/status answers, then fetch /lab once for the `_xsrf` cookie."""
+        wait_answering(self.http, self.process, "/api/status", timeout, self.log)
         self.http.get("/lab").raise_for_status()
         if "_xsrf" not in self.http.cookies:
             raise RuntimeError("jupyter lab set no _xsrf cookie")

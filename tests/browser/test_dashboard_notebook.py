@@ -1,0 +1,155 @@
+"""notebooks/07_dashboard.ipynb in chromium, in JupyterLab and as a Voila app, trading on a `pxkit sim` process: a
+bracket placed by clicking in the ticket, a ladder click that stages a limit order, a cancel from the blotter and
+flatten-all, each checked in the page, at the simulator and (in JupyterLab) in the kernel's suite."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser.chromium import Notebook
+from browser.gateway import Gateway
+from browser.lab_server import LabServer
+from browser.voila_server import VoilaServer
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK = "07_dashboard.ipynb"
+SYMBOLS = ("MNQ", "ES", "MGC")
+TICKET = ".pxkit-ticket[data-symbol=MNQ]"
+LADDER = ".pxkit-ladder[data-symbol=MNQ]"
+BLOTTER = ".pxkit-blotter"
+RENDERED = f"""() => {{
+  const charts = [...document.querySelectorAll('.pxkit-chart')];
+  const ready = s => [...document.querySelectorAll(s)].filter(e => e.dataset.ready === '1').length;
+  return charts.length === {len(SYMBOLS)} && charts.every(c => Number(c.dataset.bars) > 0)
+    && ready('.pxkit-ladder') === {len(SYMBOLS)} && ready('.pxkit-ticket') === {len(SYMBOLS)}
+    && ready('.pxkit-blotter') === 1 && ready('.pxkit-correlation') === 1 && ready('.pxkit-health') === 1
+    && document.querySelector('{LADDER} [data-price]') !== null; }}"""
+SUITE_STATE = """import json
+mnq = suite["MNQ"]
+legs = sorted(mnq.orders.is_bracket_leg(o.id) for o in mnq.orders.working())
+print(json.dumps({"size": mnq.positions.size,
+                  "working": len(mnq.orders.working()), "legs": legs,
+                  "flat": all(c.positions.size == 0 and not c.orders.working() for c in suite.contexts.values())}))"""
+
+Python = Callable[[], dict[str, Any]] | None  # the kernel suite's state, where the test can ask the kernel
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    sim = Gateway(tmp_path_factory.mktemp("gateway"))
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard_lab(chromium_ready, gateway, tmp_path_factory):
+    root = tmp_path_factory.mktemp("dashboard-root")
+    shutil.copy(NOTEBOOKS / NOTEBOOK, root / NOTEBOOK)
+    server = LabServer(root, tmp_path_factory.mktemp("dashboard-home"), env=gateway.env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_dashboard_in_jupyterlab(dashboard_lab, gateway, guarded, artifacts) -> None:
+    page, guard = guarded
+    book = Notebook(page, dashboard_lab.url, NOTEBOOK)
+    book.run_all()
+    trade_through_the_dashboard(page, gateway, lambda: book.value(SUITE_STATE), artifacts / "dashboard_lab")
+    assert guard.blocked == []
+    assert guard.errors == []
+
+
+def test_the_dashboard_as_a_voila_app(chromium_ready, gateway, guarded, artifacts, tmp_path) -> None:
+    page, guard = guarded
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in (NOTEBOOK, "voila.json"):  # voila.json picks pxkit's template, as it does for a user
+        shutil.copy(NOTEBOOKS / name, folder / name)
+    home = tmp_path / "home"
+    home.mkdir()
+    server = VoilaServer(folder / NOTEBOOK, home, env=gateway.env)
+    try:
+        page.set_default_timeout(90_000)
+        page.goto(server.url)
+        trade_through_the_dashboard(page, gateway, None, artifacts / "dashboard_voila")
+    finally:
+        server.stop()
+    assert guard.blocked == []  # no Font Awesome from a CDN: the template leaves it out
+    assert guard.errors == []
+
+
+def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, shots: Path) -> None:
+    """The scenario both front ends run; a screenshot after each step goes to `shots`-<step>.png."""
+    page.wait_for_function(RENDERED)
+    shot(page, shots, "rendered")
+
+    # A bracket by clicking: buy 1 MNQ at market, stop 20 ticks, target 40 ticks; Review, then a double click on Send.
+    ticket = page.locator(TICKET)
+    ticket.locator("button[data-side=buy]").click()
+    ticket.locator("select[data-field=type]").select_option("market")
+    ticket.locator("input[data-field=size]").fill("1")
+    ticket.locator("input[data-field=stop]").fill("20")
+    ticket.locator("input[data-field=target]").fill("40")
+    ticket.locator("button[data-action=review]").click()
+    page.wait_for_selector(f"{TICKET}[data-stage=confirm]")
+    assert "$" in ticket.locator("[data-role=confirm]").inner_text()  # the risk in dollars
+    ticket.locator("button[data-action=send]").dblclick()
+    page.wait_for_selector(f"{TICKET}[data-order-id]:is([data-stage=working],[data-stage=done])")
+
+    blotter = page.locator(BLOTTER)
+    page.wait_for_selector(f'{BLOTTER} tr[data-position=MNQ][data-size="1"]')
+    page.wait_for_function(f"""() => [...document.querySelectorAll('{BLOTTER} tr[data-order-id][data-symbol=MNQ]')]
+                                     .map(r => r.dataset.leg).sort().join() === 'stop,target'""")
+    at_sim = gateway.until(lambda: len(gateway.positions()) == 1 and len(gateway.orders()) == 2
+                           and (gateway.positions(), gateway.orders()))
+    assert [p["size"] for p in at_sim[0]] == [1]  # one contract, not two: the double click sent once
+    if python is not None:
+        state = python()
+        assert (state["size"], state["working"], state["legs"]) == (1, 2, [True, True]), state
+    shot(page, shots, "bracket")
+
+    # A ladder click stages a buy limit at the lowest price shown; sent, it rests; cancelled from the blotter.
+    bottom = page.locator(f"{LADDER} [data-price]").last
+    price = float(bottom.get_attribute("data-price"))
+    bottom.click()
+    page.wait_for_function(f"""() => {{ const t = document.querySelector('{TICKET}');
+      return t.dataset.stage === 'edit' && t.querySelector('select[data-field=type]').value === 'limit'
+        && Number(t.querySelector('input[data-field=price]').value) === {price}; }}""")
+    ticket.locator("input[data-field=stop]").fill("")
+    ticket.locator("input[data-field=target]").fill("")
+    ticket.locator("button[data-action=review]").click()
+    page.wait_for_selector(f"{TICKET}[data-stage=confirm]")
+    ticket.locator("button[data-action=send]").click()
+    page.wait_for_selector(f"{TICKET}[data-stage=working][data-order-id]")
+    limit_id = ticket.get_attribute("data-order-id")
+    row = blotter.locator(f'tr[data-order-id="{limit_id}"]')
+    row.wait_for()
+    gateway.until(lambda: any(str(o["id"]) == limit_id and o["limitPrice"] == price for o in gateway.orders()))
+    shot(page, shots, "staged")
+    row.locator("button[data-action=cancel]").click()
+    row.wait_for(state="detached")
+    gateway.until(lambda: all(str(o["id"]) != limit_id for o in gateway.orders()))
+
+    # Flatten-all: nothing working, nothing held, at the simulator, in the blotter and in the kernel.
+    blotter.locator("button[data-action=flatten]").click()
+    gateway.until(lambda: gateway.positions() == [] and gateway.orders() == [])
+    page.wait_for_function(f"""() => !document.querySelector('{BLOTTER} tr[data-position], {BLOTTER} tr[data-order-id]')
+                                     && document.querySelector('{BLOTTER}').dataset.busy !== '1'""")
+    if python is not None:
+        assert python()["flat"] is True
+    shot(page, shots, "flat")
+
+
+def shot(page: Any, shots: Path, step: str) -> None:
+    shots.parent.mkdir(exist_ok=True)
+    page.screenshot(path=f"{shots}-{step}.png", full_page=True)
+
