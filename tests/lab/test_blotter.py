@@ -3,6 +3,7 @@ from the page (also from another thread), the day's realised P&L, lockouts, and 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -134,6 +135,37 @@ async def test_updates_follow_the_events_at_ten_a_second_at_most(sim) -> None:
         assert 1 <= blotter.updates_sent == len(updates) <= elapsed / 0.1 + 2
         assert [u[0]["seq"] for u in updates] == list(range(1, len(updates) + 1))
         assert all(a[0] != b[0] for a, b in itertools.pairwise(updates))  # each says something new
+        blotter.close()
+
+
+async def test_open_pnl_follows_prices_at_two_a_second_at_most(sim) -> None:
+    async with open_suite(sim, ["MNQ"]) as suite:
+        mnq = suite["MNQ"]
+        await sim.advance(30)
+        await mnq.orders.place_market_order(OrderSide.SELL, 2)
+        await until(lambda: caught_up(suite, sim) and mnq.positions.size == -2, "the sell filled")
+        blotter = lab.blotter(suite)
+        page = Page(blotter)
+        page.say({"kind": "hello"})
+        started = time.monotonic()
+
+        async def market() -> None:  # only prices move: no order, position, fill or account event
+            while True:
+                await sim.advance(0.25)
+
+        moving = asyncio.create_task(market())
+        await until(lambda: blotter.updates_sent >= 4, "open P&L updates as prices move")
+        moving.cancel()
+        elapsed = time.monotonic() - started
+        assert blotter.updates_sent <= elapsed / 0.5 + 1
+        updates = [m for m, _, _ in page.of_kind("update")]
+        state = page.of_kind("state")[0][0]
+        for update in updates:  # only the position's last price and P&L moved
+            assert {k: v for k, v in update.items() if k not in ("kind", "seq", "positions")} == \
+                {k: v for k, v in state.items() if k not in ("kind", "seq", "positions")}
+            [row] = update["positions"]
+            assert row["size"] == -2 and row["pnl"] == round((row["avg_price"] - row["last"]) / 0.25 * 0.5 * 2, 2)
+        assert len({u["positions"][0]["pnl"] for u in updates}) > 1
         blotter.close()
 
 

@@ -169,7 +169,11 @@ class Blotter(LabWidget):
             self._timer = self.loop.call_later(max(0.0, self._sent_at + INTERVAL - self.loop.time()), self._flush)
 
     def _tick(self) -> None:
-        """Open P&L moves with prices and a lockout ends with time: look again while either is shown."""
+        """Open P&L moves with prices and a lockout ends with time: look again while either is shown (and the
+        suite runs)."""
+        if self.suite not in live_suites():
+            self._ticker = None
+            return
         self._ticker = self.loop.call_later(PRICE_INTERVAL, self._tick)
         if self._last is not None and (self._last["positions"] or self._last["lockouts"]):
             self._changed()
