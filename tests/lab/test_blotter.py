@@ -217,9 +217,13 @@ async def test_flatten_all_leaves_the_exchange_flat_on_every_instrument_and_runs
         text = shown(page)["message"]["text"]
         assert text.startswith("flat:") and "MNQ" in text and "ES" in text
         assert any(m["busy"] for m, _, _ in page.of_kind("update"))  # the page saw it running
-        await until(lambda: caught_up(suite, sim) and shown(page)["positions"] == [] == shown(page)["orders"],
-                    "the page flat too")
+        await until(lambda: caught_up(suite, sim) and shown(page)["positions"] == [] == shown(page)["orders"]
+                    and blotter._timer is None, "the page flat too")
         assert shown(page)["busy"] is False
+        late = Page(blotter)  # a reloaded page: everything, the outcome included, in its one state message
+        late.say({"kind": "hello"})
+        [(state, _, _)] = late.sent
+        assert {**state, "kind": "update"} == shown(page) and state["message"]["text"] == text
         blotter.close()
 
 
