@@ -15,6 +15,8 @@ _HOMES = {
     "current": "session",
     "chart": "charting",
     "Chart": "charting",
+    "blotter": "blotting",
+    "Blotter": "blotting",
 }
 
 __all__ = sorted(_HOMES)
