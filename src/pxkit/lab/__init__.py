@@ -17,6 +17,8 @@ _HOMES = {
     "Chart": "charting",
     "blotter": "blotting",
     "Blotter": "blotting",
+    "ladder": "laddering",
+    "Ladder": "laddering",
 }
 
 __all__ = sorted(_HOMES)
