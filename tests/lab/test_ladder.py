@@ -44,6 +44,20 @@ class Recorder:
         self.staged.append(price)
 
 
+class Refusing:
+    """A ticket that refuses every price."""
+
+    def stage(self, price: float) -> None:
+        raise InputError("the ticket has no account")
+
+
+class Broken:
+    """A ticket that fails."""
+
+    def stage(self, price: float) -> None:
+        raise RuntimeError("lost its form")
+
+
 def views(page: Page) -> list[dict[str, Any]]:
     """The ladder as the page holds it after each state or delta, in order."""
     out: list[dict[str, Any]] = []
@@ -297,8 +311,17 @@ async def test_a_pick_stages_the_snapped_price_on_the_ticket_and_an_off_ladder_p
             ladder.pick(prices[0] + tick)
         with pytest.raises(InputError):
             ladder.link(object())
+        ladder.link(Refusing())
+        sent = len(page.sent)
+        page.say({"kind": "pick", "price": prices[3]})
+        ladder.link(Broken())
+        page.say({"kind": "pick", "price": prices[3]})
+        assert [m[0]["text"] for m in page.sent[sent:]] == [
+            "the ticket has no account", f"the ticket could not stage {prices[3]!r}: lost its form"]
         other = Recorder()
         linked = lab.ladder(mnq, levels=3, ticket=other)
+        assert linked.pick(linked.view()["prices"][6]) == linked.view()["prices"][6]  # no view yet: as it is now
+        other.staged.clear()
         linked_page = Page(linked)
         linked_page.say({"kind": "hello"})
         linked_page.say({"kind": "pick", "price": linked_page.sent[0][0]["prices"][0]})

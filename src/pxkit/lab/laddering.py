@@ -110,11 +110,11 @@ class Ladder(LabWidget):
 
     def pick(self, price: float) -> float:
         """Stage `price`, snapped to the tick grid, on the linked ticket and return it; InputError for a price that
-        is not on the ladder as last shown, or when no ticket is linked."""
+        is not on the ladder as last shown (as it is now if no view has opened yet), or when no ticket is linked."""
         if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price):
             raise InputError(f"a picked price must be a finite number, got {price!r}")
         ticks = round(price / self._tick)
-        prices = self._shown.get("prices") or []
+        prices = (self._shown or self.view())["prices"]
         if not prices or not self._to_ticks(prices[-1]) <= ticks <= self._to_ticks(prices[0]):
             raise InputError(f"{price!r} is not on the {self.symbol} ladder")
         if self.ticket is None:
