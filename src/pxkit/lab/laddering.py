@@ -126,13 +126,13 @@ class Ladder(LabWidget):
     # ------------------------------------------------------------------ what the page is sent
 
     def view(self) -> dict[str, Any]:
-        """The ladder as it is now (re-centring it if the last price says so), as the page is sent it."""
+        """The ladder as it is now, as the page is sent it; re-centred first if the last price (the best bid or ask
+        before any trade) says so."""
         ctx = self.ctx
         best_bid, best_ask = ctx.book_top()
-        if self._last is not None:
-            self._centre = centre_for(self._centre, self._to_ticks(self._last), self.levels)
-        elif self._centre is None and (best_bid is not None or best_ask is not None):
-            self._centre = self._to_ticks(best_bid if best_bid is not None else best_ask)
+        near = next((p for p in (self._last, best_bid, best_ask) if p is not None), None)  # the last trade if any
+        if near is not None:
+            self._centre = centre_for(self._centre, self._to_ticks(near), self.levels)
         view: dict[str, Any] = {"last": self._last, "last_size": self._last_size,
                                 "avg": ctx.positions.average_price, "best_bid": best_bid, "best_ask": best_ask}
         if self._centre is None:
