@@ -15,6 +15,8 @@ _HOMES = {
     "current": "session",
     "chart": "charting",
     "Chart": "charting",
+    "ticket": "ticketing",
+    "Ticket": "ticketing",
 }
 
 __all__ = sorted(_HOMES)
