@@ -23,8 +23,8 @@ function make(tag, attrs = {}, text = "") {
   return node;
 }
 
-function field(label, input, unit = "") {
-  const box = make("label", { class: "pxkit-ticket-field" });
+function field(label, input, unit = "", extra = "") {
+  const box = make("label", { class: `pxkit-ticket-field ${extra}`.trim() });
   box.append(make("span", { class: "pxkit-ticket-label" }, label), input);
   if (unit) box.append(make("span", { class: "pxkit-ticket-unit" }, unit));
   return box;
@@ -65,7 +65,7 @@ class TicketView {
     this.stop = make("input", { "data-field": "stop", type: "number", min: "1", step: "1", placeholder: "none", inputmode: "numeric" });
     this.target = make("input", { "data-field": "target", type: "number", min: "1", step: "1", placeholder: "none", inputmode: "numeric" });
     const fields = make("div", { class: "pxkit-ticket-fields" });
-    fields.append(field("Type", this.type), field("Size", this.size), field("Price", this.price),
+    fields.append(field("Type", this.type), field("Size", this.size), field("Price", this.price, "", "pxkit-ticket-wide"),
       field("Stop", this.stop, "ticks"), field("Target", this.target, "ticks"));
 
     const actions = make("div", { class: "pxkit-ticket-actions" });
@@ -176,11 +176,9 @@ class TicketView {
         this.setStage("confirm", "");
         break;
       case "error":
-        this.setConfirm(null);
         this.setStage(content.stage || "edit", content.message);
         break;
       case "staged":
-        this.setConfirm(null);
         this.fill(content.form);
         this.setStage(content.stage || "edit", "");
         break;
@@ -198,7 +196,7 @@ class TicketView {
 
   setStage(stage, message) {
     this.stage = stage;
-    if (stage !== "confirm") this.token = null;
+    if (stage !== "confirm") this.setConfirm(null); // what was sent shows in the status from here on
     this.message.textContent = message || "";
     this.root.dataset.stage = stage;
     this.apply();
