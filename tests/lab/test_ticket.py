@@ -240,9 +240,14 @@ async def test_a_slow_answer_says_the_order_may_be_live_then_shows_it(sim, monke
         await until(lambda: "no answer" in ticket.status["text"], "the slow answer noted")
         assert ticket.step == "sending" and ticket.status["outcome"] == "sending"
         assert "the order may be live; do not send it again" in ticket.status["text"]
+        page.say({"kind": "back"})  # the user moves on while the answer is awaited
+        refused = review(page)
+        assert refused["kind"] == "error" and "still being sent" in refused["message"]
+        page.say({"kind": "back"})
         sim.faults.add_latency(0)
-        status = await settled(page, ticket, "done")
-        assert status["orders"][0]["status"] == "filled"
+        await until(lambda: ticket.status["outcome"] == "done", "the fill")
+        assert ticket.step == "edit" and ticket.status["orders"][0]["status"] == "filled"  # shown, stage kept
+        assert page.of_kind("status")[-1][0]["stage"] == "edit"
         ticket.close()
 
 

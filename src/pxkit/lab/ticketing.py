@@ -6,10 +6,13 @@ Protocol (custom messages; page -> Python, then what Python answers):
   status, price}`: everything, so a reload or a second view shows the current stage and the last order's status.
 - `{kind: "review", side, size, type, price, stop_ticks, target_ticks}` -> `{kind: "confirm", stage, token,
   summary, risk_usd, risk_text}` (exactly what will be sent, and its risk: stop ticks x tick value x size) or
-  `{kind: "error", stage: "edit", message}`: input errors never reach the wire.
+  `{kind: "error", stage: "edit", message}`: input errors never reach the wire (nor a review while the last order
+  is still being sent).
 - `{kind: "send", token}` places the reviewed order once; a send whose token is not the live one (a double click,
-  a review made before an edit) is ignored. -> `{kind: "status", stage, message, order_id, orders}` as its state
-  changes (`orders`: one row per order, for a bracket the entry and its legs).
+  a review made before an edit) is ignored. -> `{kind: "status", stage, message, outcome, text, order_id, orders}`
+  as its state changes (`stage`/`message`: the ticket's; `outcome`/`text`: that order's own, which the ticket's
+  stage follows until the user moves on; `orders`: one row per order, for a bracket the entry and its legs). An
+  order of unknown fate is followed as soon as the user hub shows its tag.
 - `{kind: "back"}` -> back to editing (the token expires); `stage(price)` from Python -> `{kind: "staged", stage,
   form}`: a limit at `price` on the tick grid.
 - `{kind: "price", last, bid, ask}`: the live price, at most every INTERVAL s.
@@ -50,6 +53,7 @@ from ..events import Event, EventType
 from ..html import fixed
 from ..instrument.brackets import BracketHandle, OrderHandle, bracket_entry
 from ..instrument.context import InstrumentContext
+from ..loops import running_loop
 from ..models import tick_decimals
 from .widget import STATIC, LabWidget, Message
 
@@ -95,7 +99,7 @@ class Ticket(LabWidget):
 
     `review(...)`, `submit(token)` and `back()` are the page's own paths (the page's messages run the same code);
     `stage(price)` puts a limit at `price` in the ticket (the ladder uses it). `step`, `message`, `order_id` and
-    `status` read where the ticket is.
+    `status` read where the ticket is; `prices_sent` counts the live price updates sent to the page.
     """
 
     _esm = STATIC / "ticket.js"
@@ -182,10 +186,14 @@ class Ticket(LabWidget):
             raise InputError(f"price must be a positive number, got {price!r}")
         if side is not None:
             side = _side_name(side)
-        self._from_python({"kind": "stage", "price": self.ctx.instrument_info.round_price(price), "side": side})
+        snapped = self.ctx.instrument_info.round_price(price)
+        if running_loop() is self.loop:
+            self._staged(snapped, side)
+        else:
+            self.loop.call_soon_threadsafe(self._staged, snapped, side)
 
     def _from_python(self, content: dict[str, Any]) -> None:
-        self._received(self, content, [])
+        self._received(self, content, [])  # what the comm calls for a page's message, on any thread
 
     def handle(self, content: dict[str, Any], buffers: list[bytes]) -> None:
         kind = content.get("kind")
@@ -195,8 +203,6 @@ class Ticket(LabWidget):
             self._on_send(content.get("token"))
         elif kind == "back":
             self._back()
-        elif kind == "stage":
-            self._staged(content["price"], content.get("side"))
         else:
             super().handle(content, buffers)
 
@@ -212,6 +218,8 @@ class Ticket(LabWidget):
         self._expire()
         self._form = {name: content.get(name) for name in self._form}
         try:
+            if self._tasks:
+                raise InputError("the last order is still being sent: wait for the gateway's answer")
             plan = self._checked(content)
         except InputError as exc:
             self._step, self._message = "edit", str(exc)
@@ -246,6 +254,8 @@ class Ticket(LabWidget):
         self.send({"kind": "staged", "stage": "edit", "form": dict(self._form)})
 
     def _staged(self, price: float, side: str | None) -> None:
+        if self.closed:
+            return
         self._expire()
         self._form.update(type="limit", price=price, **({"side": side} if side else {}))
         self._step, self._message = "edit", ""
