@@ -168,8 +168,40 @@ async def test_an_order_the_risk_rules_refuse_shows_the_rule_and_is_not_sent(sim
         page.say({"kind": "send", "token": confirm["token"]})
         status = await settled(page, ticket, "error")
         assert status["message"].startswith("refused by the risk rules, nothing was sent: order refused (BUY 3")
-        assert "2" in status["message"] and status["order_id"] is None and status["orders"] == []
+        assert status["message"].endswith("position of 3 contracts in CON.F.US.MNQ.H26 exceeds the limit 2")
+        assert status["order_id"] is None and status["orders"] == []
         assert places(sim) == sent
+        ticket.close()
+
+
+async def test_stops_trailing_stops_and_joins_reach_the_simulator_as_reviewed(sim) -> None:
+    async with open_suite(sim, ["MNQ"]) as suite:
+        mnq = suite["MNQ"]
+        contract = mnq.instrument_info
+        ticket = lab.ticket(mnq)
+        page = opened(ticket)
+        last = contract.to_ticks(mnq.data.last_price)
+        high, low = (last + 40) * 0.25, (last - 12) * 0.25
+        cases = [({"type": "stop", "price": f"{high:.2f}"}, OrderType.STOP, "stop", last + 40),
+                 ({"type": "trailing_stop", "side": "sell", "price": f"{low:.2f}"}, OrderType.TRAILING_STOP,
+                  "trail", 12),
+                 ({"type": "join_bid"}, OrderType.JOIN_BID, "limit", None),
+                 ({"type": "join_ask", "side": "sell"}, OrderType.JOIN_ASK, "limit", None)]
+        for fields, kind, where, ticks in cases:
+            confirm = review(page, **fields)
+            assert confirm["kind"] == "confirm", confirm
+            page.say({"kind": "send", "token": confirm["token"]})
+            status = await settled(page, ticket, "working")
+            order = sim.sim.exchange.orders[status["order_id"]]
+            assert order.type is kind and order.status.is_working, fields
+            if ticks is not None:
+                assert getattr(order, where) == ticks, fields
+            else:
+                assert order.limit is not None
+            page.say({"kind": "back"})
+        assert "trailing 12 ticks (3.00) behind the market" in page.of_kind("confirm")[1][0]["summary"]
+        assert page.of_kind("confirm")[2][0]["summary"].startswith("BUY 1 MNQ joining the best bid")
+        await mnq.orders.cancel_all_orders()
         ticket.close()
 
 

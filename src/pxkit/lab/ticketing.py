@@ -122,7 +122,7 @@ class Ticket(LabWidget):
         self._status: dict[str, Any] | None = None  # the last order's status: outcome, text, order_id, orders
         self._unknown_tag: str | None = None  # the tag of an order of unknown fate, adopted if it shows up
         self._tags: dict[str, int] = {}  # tag -> id of the orders pushed while the last send awaited its answer
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._placing: asyncio.Task[None] | None = None  # the placement awaiting its answer
         self._slow: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._sent_at = -math.inf
@@ -218,7 +218,7 @@ class Ticket(LabWidget):
         self._expire()
         self._form = {name: content.get(name) for name in self._form}
         try:
-            if self._tasks:
+            if self._placing is not None:
                 raise InputError("the last order is still being sent: wait for the gateway's answer")
             plan = self._checked(content)
         except InputError as exc:
@@ -244,9 +244,7 @@ class Ticket(LabWidget):
         self._tags.clear()
         self._show({"outcome": "sending", "text": f"sending {self._summary(plan)}", "order_id": None, "orders": []})
         self._slow = self.loop.call_later(SLOW_ANSWER, self._slow_answer)
-        task = self.loop.create_task(self._place(plan), name=f"pxkit-ticket-{self.symbol}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._placing = self.loop.create_task(self._place(plan), name=f"pxkit-ticket-{self.symbol}")
 
     def _back(self) -> None:
         self._expire()
@@ -365,18 +363,8 @@ class Ticket(LabWidget):
     # ------------------------------------------------------------------ placing and watching the order
 
     async def _place(self, plan: Plan) -> None:
-        orders = self.ctx.orders
         try:
-            if plan.bracket:
-                handle: OrderHandle | BracketHandle = await orders.place_bracket_order(
-                    plan.side, plan.size, entry_type=plan.type, entry_price=plan.price,  # type: ignore[arg-type]
-                    stop_offset=plan.stop_ticks, target_offset=plan.target_ticks)
-            elif plan.type == "join_bid":
-                handle = await orders.place_join_bid_order(plan.size)
-            elif plan.type == "join_ask":
-                handle = await orders.place_join_ask_order(plan.size)
-            else:
-                handle = await orders.place_order(plan.side, plan.size, TYPES[plan.type], **self._prices(plan))
+            handle = await self._placed(plan)
         except Exception as exc:  # every outcome is shown: refused, rejected, or of unknown fate
             self._answered()
             self._failed(exc)
@@ -385,7 +373,20 @@ class Ticket(LabWidget):
         self._handle = handle
         self._show(self._order_status())
 
+    async def _placed(self, plan: Plan) -> OrderHandle | BracketHandle:
+        orders = self.ctx.orders
+        if plan.bracket:
+            return await orders.place_bracket_order(
+                plan.side, plan.size, entry_type=plan.type, entry_price=plan.price,  # type: ignore[arg-type]
+                stop_offset=plan.stop_ticks, target_offset=plan.target_ticks)
+        if plan.type == "join_bid":
+            return await orders.place_join_bid_order(plan.size)
+        if plan.type == "join_ask":
+            return await orders.place_join_ask_order(plan.size)
+        return await orders.place_order(plan.side, plan.size, TYPES[plan.type], **self._prices(plan))
+
     def _answered(self) -> None:
+        self._placing = None
         if self._slow is not None:
             self._slow.cancel()
             self._slow = None
