@@ -141,6 +141,27 @@ async def test_a_bracket_shows_its_risk_then_its_entry_and_both_legs(sim) -> Non
         ticket.close()
 
 
+async def test_a_resting_bracket_waits_for_its_fill_and_a_cancelled_entry_places_no_legs(sim) -> None:
+    async with open_suite(sim, ["MNQ"]) as suite:
+        mnq = suite["MNQ"]
+        ticket = lab.ticket(mnq)
+        page = opened(ticket)
+        low = mnq.instrument_info.round_price(mnq.data.last_price - 25)
+        confirm = review(page, type="limit", price=f"{low:.2f}", stop_ticks="6")
+        assert confirm["risk_usd"] == 3.0 and confirm["summary"].endswith("bracket: stop 6 ticks (1.50) below the fill")
+        page.say({"kind": "send", "token": confirm["token"]})
+        await until(lambda: ticket.status and ticket.status["orders"] and ticket.status["orders"][0]["status"]
+                    == "working", "the resting entry")
+        entry, stop = ticket.status["orders"]
+        assert ticket.step == "working" and (stop["role"], stop["status"], stop["id"]) == ("stop", "pending", None)
+        assert sim.sim.exchange.orders[entry["id"]].brackets[0].ticks == -6  # the leg rides on the entry
+        await mnq.orders.cancel_order(entry["id"])
+        status = await settled(page, ticket, "done")
+        assert [r["status"] for r in status["orders"]] == ["cancelled", "unplaced"]
+        assert status["message"] == "" and "the entry ended unfilled" in status["text"]
+        ticket.close()
+
+
 async def test_an_order_the_gateway_rejects_shows_its_reason(sim) -> None:
     async with open_suite(sim, ["MNQ"]) as suite:
         ticket = lab.ticket(suite["MNQ"])

@@ -284,16 +284,13 @@ class Ticket(LabWidget):
             price = _number(price, "price")
             if not contract.on_grid(price):
                 raise InputError(f"price {price} is not on the {contract.tick_size} tick grid (nearest: "
-                                 f"{fixed(contract.round_price(price), self.decimals)})")
+                                 f"{self._at(contract.round_price(price))})")
             price = contract.round_price(price)
         joins = {"join_bid": "buy", "join_ask": "sell"}
         if kind in joins and side != joins[kind]:
             raise InputError(f"a {kind.replace('_', ' ')} order {joins[kind]}s: choose {joins[kind]}")
-        trail = None
-        if kind in ("stop", "trailing_stop"):
-            trail = self._stop_side(side, price)
-        plan = Plan(side, size, kind, price, stop_ticks, target_ticks,
-                    trail if kind == "trailing_stop" else None)
+        distance = self._stop_side(side, price) if kind in ("stop", "trailing_stop") else None  # type: ignore[arg-type]
+        plan = Plan(side, size, kind, price, stop_ticks, target_ticks, distance if kind == "trailing_stop" else None)
         if plan.bracket and kind not in BRACKET_ENTRIES:
             raise InputError("a bracket rides on a market, limit or stop entry")
         self._build(plan)
@@ -308,7 +305,7 @@ class Ticket(LabWidget):
         ticks = (contract.to_ticks(price) - contract.to_ticks(last)) * (1 if side == "buy" else -1)
         if ticks <= 0:
             where = "above" if side == "buy" else "below"
-            raise InputError(f"a {side} stop must be {where} the last price {fixed(last, self.decimals)}")
+            raise InputError(f"a {side} stop must be {where} the last price {self._at(last)}")
         return ticks
 
     def _build(self, plan: Plan) -> None:
@@ -333,7 +330,7 @@ class Ticket(LabWidget):
 
     def _summary(self, plan: Plan) -> str:
         """What will be sent, as a trader reads it."""
-        at = lambda price: fixed(price, self.decimals)  # noqa: E731
+        at = self._at
         bid, ask = self.ctx.book_top()
         head = f"{plan.side.upper()} {plan.size} {self.symbol}"
         if plan.type == "market":
@@ -359,6 +356,9 @@ class Ticket(LabWidget):
                 legs.append(f"{name} {ticks} ticks ({at(ticks * self.tick_size)}) "
                             f"{'below' if direction < 0 else 'above'} the fill")
         return text + (f"; bracket: {', '.join(legs)}" if legs else "")
+
+    def _at(self, price: float | None) -> str:
+        return fixed(price, self.decimals)
 
     # ------------------------------------------------------------------ placing and watching the order
 
@@ -399,9 +399,12 @@ class Ticket(LabWidget):
 
     def _failed(self, exc: Exception) -> None:
         """Say what became of an order whose placement raised: nothing sent, rejected, or of unknown fate."""
-        entry = getattr(exc, "entry", None) or getattr(exc, "order", None)
-        if isinstance(exc, UnprotectedPositionError | OrderEndedError) and entry is not None:
-            self._handle = self.ctx.orders.handle(entry.id)
+        if isinstance(exc, OrderEndedError):  # a market bracket's entry ended unfilled: nothing is live
+            self._handle = self.ctx.orders.handle(exc.order.id)
+            self._show(self._order_status())
+            return
+        if isinstance(exc, UnprotectedPositionError):
+            self._handle = self.ctx.orders.handle(exc.entry.id)
             self._show({**self._order_status(), "outcome": "error", "text": f"bracket not protected: {exc}"})
             return
         if isinstance(exc, RiskViolationError):
@@ -449,10 +452,13 @@ class Ticket(LabWidget):
             entry = handle.entry
         else:
             legs, entry = [("order", handle)], handle
-        rows = [self._row(name, leg) for name, leg in legs]
+        unfilled = entry.done and not entry.fill_volume  # a bracket's legs will never come
+        rows = [self._row(name, leg, unfilled) for name, leg in legs]
         live = any(r["status"] in ("working", "sent") for r in rows)
         awaited = isinstance(handle, BracketHandle) and not handle.settled and entry.status is OrderStatus.FILLED
         error = handle.error if isinstance(handle, BracketHandle) else None
+        if isinstance(error, OrderEndedError):
+            error = None  # the entry's row says how it ended
         if live or awaited:
             outcome = "working"
         elif entry.status is OrderStatus.REJECTED or error is not None:
@@ -462,10 +468,12 @@ class Ticket(LabWidget):
         text = " \u00b7 ".join(r["text"] for r in rows) + (f" \u00b7 {error}" if error is not None else "")
         return {"outcome": outcome, "text": text, "order_id": entry.id, "orders": rows}
 
-    def _row(self, role: str, leg: OrderHandle | None) -> dict[str, Any]:
+    def _row(self, role: str, leg: OrderHandle | None, unfilled: bool = False) -> dict[str, Any]:
         if leg is None:
-            return {"role": role, "id": None, "status": "pending", "side": None, "type": None, "size": None,
-                    "filled": 0, "fill_price": None, "price": None, "text": f"{role} not placed yet"}
+            status, text = ("unplaced", f"{role} not placed: the entry ended unfilled") if unfilled else (
+                "pending", f"{role} not placed yet")
+            return {"role": role, "id": None, "status": status, "side": None, "type": None, "size": None,
+                    "filled": 0, "fill_price": None, "price": None, "text": text}
         order = leg.order
         if order is None:
             status = "ended" if leg.evicted else "sent"
@@ -474,9 +482,9 @@ class Ticket(LabWidget):
         price = order.limit_price if order.limit_price is not None else order.stop_price
         word = _WORDS.get(order.status, order.status.name.lower())
         text = f"{role} {order.id} {order.side.name} {order.size} {order.type.name.lower()}"
-        text += f" @ {fixed(price, self.decimals)} {word}" if price is not None else f" {word}"
+        text += f" @ {self._at(price)} {word}" if price is not None else f" {word}"
         if order.fill_volume:
-            text += f" {order.fill_volume}/{order.size} @ {fixed(order.filled_price, self.decimals)}"
+            text += f" {order.fill_volume}/{order.size} @ {self._at(order.filled_price)}"
         return {"role": role, "id": order.id, "status": word, "side": order.side.name.lower(),
                 "type": order.type.name.lower(), "size": order.size, "filled": order.fill_volume,
                 "fill_price": order.filled_price, "price": price, "text": text}
