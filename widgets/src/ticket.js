@@ -141,10 +141,12 @@ class TicketView {
 
   review() {
     this.snapPrice();
-    const priced = PRICED.has(this.type.value);
+    const type = this.type.value;
+    const bracket = BRACKETED.has(type); // a disabled field's old value is not sent
     this.model.send({
-      kind: "review", side: this.side(), size: this.size.value, type: this.type.value,
-      price: priced ? this.price.value : null, stop_ticks: this.stop.value, target_ticks: this.target.value,
+      kind: "review", side: this.side(), size: this.size.value, type,
+      price: PRICED.has(type) ? this.price.value : null,
+      stop_ticks: bracket ? this.stop.value : "", target_ticks: bracket ? this.target.value : "",
     });
   }
 
