@@ -19,6 +19,8 @@ _HOMES = {
     "Blotter": "blotting",
     "ladder": "laddering",
     "Ladder": "laddering",
+    "ticket": "ticketing",
+    "Ticket": "ticketing",
 }
 
 __all__ = sorted(_HOMES)
