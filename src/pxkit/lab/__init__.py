@@ -15,6 +15,8 @@ _HOMES = {
     "current": "session",
     "chart": "charting",
     "Chart": "charting",
+    "correlation": "correlations",
+    "Correlation": "correlations",
 }
 
 __all__ = sorted(_HOMES)
