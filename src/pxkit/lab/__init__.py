@@ -17,6 +17,8 @@ _HOMES = {
     "Chart": "charting",
     "correlation": "correlations",
     "Correlation": "correlations",
+    "health": "healthbadge",
+    "Health": "healthbadge",
 }
 
 __all__ = sorted(_HOMES)
