@@ -128,6 +128,18 @@ async def test_too_few_bars_say_so_until_enough_have_closed(sim) -> None:
         widget.close()
 
 
+async def test_a_closed_suite_is_said_on_the_page_and_the_timer_stops(sim) -> None:
+    async with open_suite(sim) as suite:
+        widget = lab.correlation(suite, refresh=0.5)
+        page = Page(widget)
+        page.say({"kind": "hello"})
+        await until(lambda: widget.refreshes >= 1, "the first matrix")
+    await until(lambda: states(page)[-1]["spec"] is None, "the refresh after the suite closed")
+    assert "suite is closed" in states(page)[-1]["message"]
+    assert widget._soon is None and widget._task is None
+    widget.close()
+
+
 async def test_close_unsubscribes_and_stops_the_timer(sim) -> None:
     async with open_suite(sim) as suite:
         before = [ctx.event_bus.handler_count() for ctx in suite.values()]

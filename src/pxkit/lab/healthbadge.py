@@ -78,13 +78,14 @@ class Health(LabWidget):
             return
         if self._poll is not None:
             self._poll.cancel()
-        self._soon = None
+        self._poll = self._soon = None
         now = self._read()
         if now != self.state:
             self.state = now
             if self._greeted:
                 self.send(dict(now))
-        self._poll = self.loop.call_later(POLL, self._look)
+        if not self.suite._closed:  # a closed suite's health never changes again
+            self._poll = self.loop.call_later(POLL, self._look)
 
     def _on_event(self, _event: Event[Any]) -> None:
         if self._soon is None and not self.closed:
