@@ -21,6 +21,12 @@ _HOMES = {
     "Ladder": "laddering",
     "ticket": "ticketing",
     "Ticket": "ticketing",
+    "correlation": "correlations",
+    "Correlation": "correlations",
+    "health": "healthbadge",
+    "Health": "healthbadge",
+    "dashboard": "dashboards",
+    "Dashboard": "dashboards",
 }
 
 __all__ = sorted(_HOMES)

@@ -12,6 +12,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..errors import InputError
 from ..events import EventBus, EventType, Handler
 from ..loops import running_loop
 
@@ -94,3 +95,14 @@ class LabWidget(anywidget.AnyWidget):
 def _run_all(undo: list[Callable[[], None]]) -> None:
     for step in reversed(undo):
         step()
+
+
+def suite_loop(suite: Any) -> asyncio.AbstractEventLoop:
+    """The loop a suite runs on: its instruments' owner, else the one running here (a suite whose instruments all
+    failed); an InputError off any loop."""
+    for ctx in suite.contexts.values():
+        return ctx.positions.loop
+    loop = running_loop()
+    if loop is None:
+        raise InputError("make the widget on the suite's event loop (in a notebook cell)")
+    return loop
