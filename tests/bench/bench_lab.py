@@ -8,7 +8,10 @@ Prints, with external requests blocked:
   to its candle painted (p50/p99 of el.pxkitLags) and how long a trivial cell waits meanwhile from the page
   sending it to the kernel starting it (p50/max; goal: within 50 ms, the kernel stays responsive), with its whole
   round trip through JupyterLab's websocket beside it; and, from the kernel, how long a change waits for its delta
-  (the throttle) and how long building and sending a delta takes.
+  (the throttle) and how long building and sending a delta takes;
+- the dashboard (`lab.dashboard`, three instruments, the simulator's default trade rate) at steady state: the
+  kernel's share of one core, and the click-to-acknowledged latency of orders sent from its ticket (the Send click
+  to the order's id shown in the ticket, p50/max).
 `--short` runs two rates for a few seconds each. Needs /usr/bin/chromium.
 
     python tests/bench/bench_lab.py [--short]
@@ -57,6 +60,37 @@ LIVE_CELLS = [
     f'suite = await lab.suite({SYMBOLS!r}, config=ProjectXConfig.for_simulator(URL), timeframes=["1min"])',
     *(f'lab.chart(suite["{s}"], timeframe="1min")' for s in SYMBOLS),
 ]
+DASHBOARD_CELLS = [
+    f'suite = await lab.suite({SYMBOLS!r}, config=ProjectXConfig.for_simulator(URL), timeframes=["1min", "5min"], '
+    'features=["orderbook"])',
+    "board = lab.dashboard(suite)",
+]
+DASHBOARD_READY = """() => [...document.querySelectorAll('.pxkit-ladder, .pxkit-ticket, .pxkit-blotter,
+  .pxkit-correlation, .pxkit-health')].filter(e => e.dataset.ready === '1').length === 9"""
+PID = "import os; print(os.getpid())"
+TICKET = ".pxkit-ticket[data-symbol=MNQ]"
+CANCEL_ALL = 'n = await suite["MNQ"].orders.cancel_all_orders(); print(n)'
+# One order from the ticket: a buy limit 40 ticks under the market (it rests), reviewed, then the Send click timed
+# until the ticket shows the order's id (the gateway acknowledged it).
+TIMED_SEND = """async ticket => {
+  const root = document.querySelector(ticket);
+  const set = (field, value) => { const e = root.querySelector(`[data-field=${field}]`); e.value = value;
+    e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); };
+  const stage = wanted => new Promise(done => { const seen = () => wanted(root) && (observer.disconnect(), done());
+    const observer = new MutationObserver(seen); observer.observe(root, {attributes: true, subtree: true}); seen(); });
+  root.querySelector('button[data-action=back]')?.click();
+  await stage(r => r.dataset.stage === 'edit' || r.dataset.stage === 'done' || r.dataset.stage === 'working');
+  root.querySelector('button[data-side=buy]').click();
+  set('type', 'limit');
+  const last = Number(document.querySelector('.pxkit-ladder[data-symbol=MNQ]').dataset.last);
+  set('price', String(last - 10)); set('size', '1'); set('stop', ''); set('target', '');
+  root.querySelector('button[data-action=review]').click();
+  await stage(r => r.dataset.stage === 'confirm');
+  const previous = root.dataset.orderId;
+  const begin = performance.now();
+  root.querySelector('button[data-action=send]').click();
+  await stage(r => r.dataset.orderId && r.dataset.orderId !== previous);
+  return performance.now() - begin; }"""
 TRADES = "print(json.dumps(sum(c.data.stats.counters['trades'] for c in suite.contexts.values())))"
 FLUSH_TIMES = "print(json.dumps(FLUSHES)); FLUSHES.clear()"
 CHARTS = "[...document.querySelectorAll('.pxkit-chart')]"
@@ -170,6 +204,34 @@ def live_charts(page, lab: LabServer, rates: list[float], window: float) -> None
             lab.shutdown_kernels()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dashboard(page, lab: LabServer, window: float, orders: int) -> None:
+    """The dashboard at the default trade rate: the kernel's CPU share, then orders timed from the ticket."""
+    with simulator(60) as url:
+        book = open_book(page, lab, "dashboard.ipynb", url, DASHBOARD_CELLS)
+        book.run_all()
+        page.wait_for_function(DASHBOARD_READY)
+        pid = book.value(PID)
+        page.wait_for_timeout(2000)  # past the start: history loaded, first heatmap drawn
+        used, begin = cpu_seconds(pid), time.perf_counter()
+        page.wait_for_timeout(window * 1000)  # the measured window: the dashboard runs on its own
+        share = (cpu_seconds(pid) - used) / (time.perf_counter() - begin)
+        print(f"dashboard, 3 instruments at 60 trades/min each: kernel CPU {share:.1%} of one core "
+              f"over {window:.0f} s")
+        acks = []
+        for _ in range(orders):
+            acks.append(page.evaluate(TIMED_SEND, TICKET))
+            book.value(CANCEL_ALL)
+        print(f"ticket click -> order acknowledged: p50 {statistics.median(acks):.0f} ms, "
+              f"max {max(acks):.0f} ms over {orders} orders")
+        lab.shutdown_kernels()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="two trade rates, a few seconds each")
@@ -195,6 +257,7 @@ def main() -> int:
             guard.watch(page)
             big_chart(page, lab)
             live_charts(page, lab, rates, window)
+            dashboard(page, lab, 5.0 if args.short else 30.0, 5 if args.short else 20)
             print(f"external requests blocked: {len(guard.blocked)}; console errors: {len(guard.errors)}")
             for error in guard.errors[:5]:
                 print(f"  {error}")

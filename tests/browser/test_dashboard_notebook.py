@@ -4,6 +4,7 @@ flatten-all, each checked in the page, at the simulator and (in JupyterLab) in t
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +23,13 @@ SYMBOLS = ("MNQ", "ES", "MGC")
 TICKET = ".pxkit-ticket[data-symbol=MNQ]"
 LADDER = ".pxkit-ladder[data-symbol=MNQ]"
 BLOTTER = ".pxkit-blotter"
-RENDERED = f"""() => {{
-  const charts = [...document.querySelectorAll('.pxkit-chart')];
-  const ready = s => [...document.querySelectorAll(s)].filter(e => e.dataset.ready === '1').length;
-  return charts.length === {len(SYMBOLS)} && charts.every(c => Number(c.dataset.bars) > 0)
-    && ready('.pxkit-ladder') === {len(SYMBOLS)} && ready('.pxkit-ticket') === {len(SYMBOLS)}
-    && ready('.pxkit-blotter') === 1 && ready('.pxkit-correlation') === 1 && ready('.pxkit-health') === 1
-    && document.querySelector('{LADDER} [data-price]') !== null; }}"""
+# The instrument shown (the selector's Stack renders only its selected page) and the suite-wide widgets, painted.
+RENDERED = """symbol => {
+  const ready = s => document.querySelector(s)?.dataset.ready === '1';
+  return Number(document.querySelector(`.pxkit-chart[data-symbol=${symbol}]`)?.dataset.bars) > 0
+    && ready(`.pxkit-ladder[data-symbol=${symbol}]`) && ready(`.pxkit-ticket[data-symbol=${symbol}]`)
+    && document.querySelector(`.pxkit-ladder[data-symbol=${symbol}] [data-price]`) !== null
+    && ready('.pxkit-blotter') && ready('.pxkit-correlation') && ready('.pxkit-health'); }"""
 SUITE_STATE = """import json
 mnq = suite["MNQ"]
 legs = sorted(mnq.orders.is_bracket_leg(o.id) for o in mnq.orders.working())
@@ -89,7 +90,12 @@ def test_the_dashboard_as_a_voila_app(chromium_ready, gateway, guarded, artifact
 
 def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, shots: Path) -> None:
     """The scenario both front ends run; a screenshot after each step goes to `shots`-<step>.png."""
-    page.wait_for_function(RENDERED)
+    page.wait_for_function(RENDERED, arg="MNQ")
+    heatmap = page.locator(".pxkit-correlation")
+    assert heatmap.get_attribute("data-symbols") == ",".join(SYMBOLS)
+    values = json.loads(heatmap.get_attribute("data-values"))
+    assert [row[i] for i, row in enumerate(values)] == [1.0] * len(SYMBOLS), values
+    assert page.locator(".pxkit-health").get_attribute("data-health") == "ok"
     shot(page, shots, "rendered")
 
     # A bracket by clicking: buy 1 MNQ at market, stop 20 ticks, target 40 ticks; Review, then a double click on Send.
@@ -147,6 +153,12 @@ def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, sho
     if python is not None:
         assert python()["flat"] is True
     shot(page, shots, "flat")
+
+    # The selector shows another instrument's chart, ladder and ticket, switched on the page.
+    page.locator(".pxkit-selector button", has_text="ES").click()
+    page.wait_for_function(RENDERED, arg="ES")
+    assert page.locator(f"{TICKET}").is_hidden()
+    shot(page, shots, "es")
 
 
 def shot(page: Any, shots: Path, step: str) -> None:

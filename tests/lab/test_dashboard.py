@@ -28,7 +28,7 @@ async def test_each_instrument_gets_its_own_chart_ladder_and_ticket_behind_the_s
             assert isinstance(stack, widgets.Stack) and stack.selected_index == 0
             assert board._link.source == (board.selector, "index") and board._link.target == (stack, "selected_index")
             for symbol, page in zip(SYMBOLS, stack.children, strict=True):
-                chart, ladder, ticket = page.children
+                chart, (ladder, ticket) = page.children[0], page.children[1].children
                 assert chart is board.charts[symbol] and chart.symbol == symbol and chart.timeframe == "1min"
                 assert ladder is board.ladders[symbol] and ladder.ctx is suite[symbol]
                 assert ticket is board.tickets[symbol] and ticket.ctx is suite[symbol]

@@ -62,15 +62,15 @@ class Dashboard(widgets.VBox):
         self.selector = widgets.ToggleButtons(options=symbols, value=symbols[0], description="",
                                               style={"button_width": "72px"})
         self.selector.add_class("pxkit-selector")
-        stack = widgets.Stack(pages, selected_index=0, layout=widgets.Layout(width="100%"))
+        stack = widgets.Stack(pages, selected_index=0, layout=_row())
         self._link = widgets.jslink((self.selector, "index"), (stack, "selected_index"))
         header = widgets.HBox([self.selector, self.health],
-                              layout=widgets.Layout(justify_content="space-between", align_items="center"))
-        lower = widgets.HBox([self.blotter, self.correlation], layout=widgets.Layout(width="100%", grid_gap="8px"))
+                              layout=_row(justify_content="space-between", align_items="center"))
+        lower = widgets.HBox([self.blotter, self.correlation], layout=_row(align_items="flex-start"))
         self.blotter.layout = widgets.Layout(flex="3 1 0", min_width="0")
         self.correlation.layout = widgets.Layout(flex="2 1 0", min_width="0")
         self._parts += [self.selector, stack, header, lower, self._link]
-        super().__init__([header, stack, lower], layout=widgets.Layout(width="100%", grid_gap="8px"))
+        super().__init__([header, stack, lower], layout=_row())
         self.add_class("pxkit-dashboard")
 
     def _instrument(self, symbol: str, timeframe: str, levels: int, bars: int) -> widgets.Widget:
@@ -78,12 +78,11 @@ class Dashboard(widgets.VBox):
         shown = self.charts[symbol] = self._own(chart(ctx, timeframe, bars=bars))
         order_ticket = self.tickets[symbol] = self._own(ticket(ctx))
         book = self.ladders[symbol] = self._own(ladder(ctx, levels, ticket=order_ticket))
-        shown.layout = widgets.Layout(flex="1 1 0", min_width="0")
-        book.layout = widgets.Layout(flex="0 0 250px")
-        order_ticket.layout = widgets.Layout(flex="0 0 270px")
-        page = widgets.HBox([shown, book, order_ticket],
-                            layout=widgets.Layout(width="100%", grid_gap="8px", align_items="flex-start"))
-        self._parts.append(page)
+        book.layout = widgets.Layout(flex="0 0 auto")  # both at their own width, the ticket under the ladder when
+        order_ticket.layout = widgets.Layout(flex="0 0 auto")  # the output is too narrow for the two side by side
+        trading = widgets.HBox([book, order_ticket], layout=_row(align_items="flex-start", flex_flow="row wrap"))
+        page = widgets.VBox([shown, trading], layout=_row())
+        self._parts += [trading, page]
         return page
 
     def _own(self, widget: Any) -> Any:
@@ -104,3 +103,8 @@ class Dashboard(widgets.VBox):
         parts, self._parts = self._parts, []
         for part in reversed(parts):
             part.close()
+
+
+def _row(**style: str) -> widgets.Layout:
+    """A full-width box with 8 px between its children."""
+    return widgets.Layout(width="100%", grid_gap="8px", **style)
