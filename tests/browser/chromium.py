@@ -73,6 +73,11 @@ class Notebook:
         self.page = page
         page.set_default_timeout(timeout * 1000)
         page.goto(f"{base_url}/lab/tree/{name}?reset")  # ?reset: no workspace restored from an earlier run
+        self.wait_kernel(page)
+
+    @staticmethod
+    def wait_kernel(page: Any) -> None:
+        """Until the notebook shown is connected to its kernel and the kernel is idle (after opening or a reload)."""
         page.wait_for_function(
             """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                        const kernel = w && w.sessionContext && w.sessionContext.session

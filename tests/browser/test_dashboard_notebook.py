@@ -37,6 +37,10 @@ print(json.dumps({"size": mnq.positions.size,
                   "working": len(mnq.orders.working()), "legs": legs,
                   "flat": all(c.positions.size == 0 and not c.orders.working() for c in suite.contexts.values())}))"""
 
+HANDLERS = """import json
+print(json.dumps(sum(c.event_bus.handler_count() + len(c.positions._fill_listeners)
+                     for c in suite.contexts.values())))"""
+
 Python = Callable[[], dict[str, Any]] | None  # the kernel suite's state, where the test can ask the kernel
 
 
@@ -65,6 +69,24 @@ def test_the_dashboard_in_jupyterlab(dashboard_lab, gateway, guarded, artifacts)
     book = Notebook(page, dashboard_lab.url, NOTEBOOK)
     book.run_all()
     trade_through_the_dashboard(page, gateway, lambda: book.value(SUITE_STATE), artifacts / "dashboard_lab")
+
+    # A re-run of the dashboard cell: a new dashboard, the old one closed (as many handlers as before).
+    handlers = book.value(HANDLERS)
+    page.evaluate("() => document.querySelectorAll('[data-ready]').forEach(e => { e.dataset.old = '1'; })")
+    count = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets[4].model.executionCount")
+    book.run_cell(4)
+    book.wait_executed(4, count + 1)
+    page.wait_for_function(RENDERED, arg="MNQ")
+    assert page.locator("[data-old]").count() == 0
+    assert book.value(HANDLERS) == handlers
+
+    # A reload of the page: the saved notebook's views come back from the running kernel, whole.
+    book.command("docmanager:save")
+    page.reload()
+    Notebook.wait_kernel(page)
+    page.wait_for_function(RENDERED, arg="MNQ")
+    page.wait_for_selector(f'{BLOTTER} tr[data-fill-id]')  # the fills so far, though no new event came
+    shot(page, artifacts / "dashboard_lab", "reloaded")
     assert guard.blocked == []
     assert guard.errors == []
 
