@@ -30,13 +30,11 @@ import asyncio
 import logging
 import math
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import traitlets
 
-from ..client.orders import build_order_request, order_side
-from ..enums import OrderSide, OrderStatus, OrderType
+from ..enums import OrderStatus
 from ..errors import (
     CircuitOpenError,
     ClosedError,
@@ -51,42 +49,22 @@ from ..errors import (
 )
 from ..events import Event, EventType
 from ..html import fixed
-from ..instrument.brackets import BracketHandle, OrderHandle, bracket_entry
+from ..instrument.brackets import BracketHandle, OrderHandle
 from ..instrument.context import InstrumentContext
 from ..loops import running_loop
 from ..models import tick_decimals
+from .ticketform import TYPES, FormReader, Plan, side_name
 from .widget import STATIC, LabWidget, Message
 
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.1  # seconds between two live updates at least (~10 Hz)
 SLOW_ANSWER = 10.0  # seconds without an answer to a placement before the ticket says the order may be live
-TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
-         "trailing_stop": OrderType.TRAILING_STOP, "join_bid": OrderType.JOIN_BID, "join_ask": OrderType.JOIN_ASK}
-PRICED = ("limit", "stop", "trailing_stop")  # the types whose price the user gives
-BRACKET_ENTRIES = ("market", "limit", "stop")
 FOLLOWING = ("sending", "working", "unknown")  # stages in which the ticket's stage follows the order sent
 _ORDER_EVENTS = (EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL,
                  EventType.ORDER_CANCELLED, EventType.ORDER_REJECTED, EventType.ORDER_MODIFIED)
 _WORDS = {OrderStatus.OPEN: "working", OrderStatus.PENDING: "working", OrderStatus.FILLED: "filled",
           OrderStatus.CANCELLED: "cancelled", OrderStatus.EXPIRED: "expired", OrderStatus.REJECTED: "rejected"}
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A reviewed order: what `send` places, in the ticket's terms (`price`: limit or stop level, or None)."""
-
-    side: str
-    size: int
-    type: str
-    price: float | None
-    stop_ticks: int | None
-    target_ticks: int | None
-    trail_ticks: int | None = None
-
-    @property
-    def bracket(self) -> bool:
-        return self.stop_ticks is not None or self.target_ticks is not None
 
 
 def ticket(ctx: InstrumentContext) -> Ticket:
@@ -111,6 +89,7 @@ class Ticket(LabWidget):
     def __init__(self, ctx: InstrumentContext) -> None:
         self.ctx = ctx
         self.decimals = tick_decimals(ctx.instrument_info.tick_size)
+        self._reader = FormReader(ctx, self.decimals)
         self._step = "edit"
         self._message = ""
         self._form: dict[str, Any] = {"side": "buy", "size": 1, "type": "market", "price": None,
@@ -185,7 +164,7 @@ class Ticket(LabWidget):
         if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price) or price <= 0:
             raise InputError(f"price must be a positive number, got {price!r}")
         if side is not None:
-            side = _side_name(side)
+            side = side_name(side)
         snapped = self.ctx.instrument_info.round_price(price)
         if running_loop() is self.loop:
             self._staged(snapped, side)
@@ -220,16 +199,14 @@ class Ticket(LabWidget):
         try:
             if self._placing is not None:
                 raise InputError("the last order is still being sent: wait for the gateway's answer")
-            plan = self._checked(content)
+            plan = self._reader.plan(content)
         except InputError as exc:
             self._step, self._message = "edit", str(exc)
             self.send({"kind": "error", "stage": "edit", "message": self._message})
             return
         self._plan, self._token = plan, uuid.uuid4().hex
-        risk = None if plan.stop_ticks is None else plan.stop_ticks * self.tick_value * plan.size
-        risk_text = (f"{plan.stop_ticks} ticks \u00d7 ${fixed(self.tick_value)} \u00d7 {plan.size} = ${fixed(risk)}"
-                     if risk is not None else "no stop: this ticket does not bound the loss")
-        self._confirm = {"token": self._token, "summary": self._summary(plan), "risk_usd": risk,
+        risk, risk_text = self._reader.risk(plan)
+        self._confirm = {"token": self._token, "summary": self._reader.summary(plan), "risk_usd": risk,
                          "risk_text": risk_text}
         self._step, self._message = "confirm", ""
         self.send({"kind": "confirm", "stage": "confirm", **self._confirm})
@@ -242,7 +219,8 @@ class Ticket(LabWidget):
         self._expire()
         self._handle, self._unknown_tag, self._step = None, None, "sending"
         self._tags.clear()
-        self._show({"outcome": "sending", "text": f"sending {self._summary(plan)}", "order_id": None, "orders": []})
+        self._show({"outcome": "sending", "text": f"sending {self._reader.summary(plan)}", "order_id": None,
+                    "orders": []})
         self._slow = self.loop.call_later(SLOW_ANSWER, self._slow_answer)
         self._placing = self.loop.create_task(self._place(plan), name=f"pxkit-ticket-{self.symbol}")
 
@@ -261,104 +239,6 @@ class Ticket(LabWidget):
 
     def _expire(self) -> None:
         self._token, self._plan, self._confirm = None, None, None
-
-    # ------------------------------------------------------------------ checking what the user asked for
-
-    def _checked(self, content: dict[str, Any]) -> Plan:
-        """The order the fields ask for, or InputError naming the first problem; nothing is sent."""
-        side = _side_name(content.get("side"))
-        size = _whole(content.get("size"), "size", "a whole number of contracts >= 1")
-        kind = content.get("type")
-        if kind not in TYPES:
-            raise InputError(f"type must be one of {', '.join(TYPES)}, got {kind!r}")
-        stop_ticks = _whole(content.get("stop_ticks"), "the bracket stop", "a whole number of ticks >= 1 (empty: "
-                            "no stop)", optional=True)
-        target_ticks = _whole(content.get("target_ticks"), "the bracket target", "a whole number of ticks >= 1 "
-                              "(empty: no target)", optional=True)
-        contract = self.ctx.instrument_info
-        price = None
-        if kind in PRICED:
-            price = content.get("price")
-            if price is None or price == "":
-                raise InputError(f"a {kind.replace('_', ' ')} order needs a price")
-            price = _number(price, "price")
-            if not contract.on_grid(price):
-                raise InputError(f"price {price} is not on the {contract.tick_size} tick grid (nearest: "
-                                 f"{self._at(contract.round_price(price))})")
-            price = contract.round_price(price)
-        joins = {"join_bid": "buy", "join_ask": "sell"}
-        if kind in joins and side != joins[kind]:
-            raise InputError(f"a {kind.replace('_', ' ')} order {joins[kind]}s: choose {joins[kind]}")
-        distance = self._stop_side(side, price) if kind in ("stop", "trailing_stop") else None  # type: ignore[arg-type]
-        plan = Plan(side, size, kind, price, stop_ticks, target_ticks, distance if kind == "trailing_stop" else None)
-        if plan.bracket and kind not in BRACKET_ENTRIES:
-            raise InputError("a bracket rides on a market, limit or stop entry")
-        self._build(plan)
-        return plan
-
-    def _stop_side(self, side: str, price: float) -> int | None:
-        """A buy stop must lie above the last price, a sell stop below it; returns its distance in ticks."""
-        last = self.ctx.data.last_price
-        if last is None:
-            return None
-        contract = self.ctx.instrument_info
-        ticks = (contract.to_ticks(price) - contract.to_ticks(last)) * (1 if side == "buy" else -1)
-        if ticks <= 0:
-            where = "above" if side == "buy" else "below"
-            raise InputError(f"a {side} stop must be {where} the last price {self._at(last)}")
-        return ticks
-
-    def _build(self, plan: Plan) -> None:
-        """The request the order manager will build, built now: its checks (grid, legs) run before send."""
-        contract, account = self.ctx.instrument_info, self.ctx.orders.account_id
-        if plan.bracket:
-            bracket_entry(contract, account, plan.side, plan.size, plan.type, plan.price,  # type: ignore[arg-type]
-                          {"stop": (plan.stop_ticks, None), "target": (plan.target_ticks, None)}, "native")
-            return
-        if plan.type == "trailing_stop" and plan.trail_ticks is None:
-            raise InputError("a trailing stop is measured from the last price, and there is none yet")
-        build_order_request(contract, account, plan.side, plan.size, TYPES[plan.type], **self._prices(plan))
-
-    def _prices(self, plan: Plan) -> dict[str, float]:
-        if plan.type == "limit":
-            return {"limit_price": plan.price}  # type: ignore[dict-item]
-        if plan.type == "stop":
-            return {"stop_price": plan.price}  # type: ignore[dict-item]
-        if plan.type == "trailing_stop":
-            return {"trail_price": self.ctx.instrument_info.round_price((plan.trail_ticks or 0) * self.tick_size)}
-        return {}
-
-    def _summary(self, plan: Plan) -> str:
-        """What will be sent, as a trader reads it."""
-        at = self._at
-        bid, ask = self.ctx.book_top()
-        head = f"{plan.side.upper()} {plan.size} {self.symbol}"
-        if plan.type == "market":
-            last = self.ctx.data.last_price
-            text = f"{head} at market" + (f" (last {at(last)})" if last is not None else "")
-        elif plan.type == "limit":
-            best = ask if plan.side == "buy" else bid
-            marketable = best is not None and (plan.price - best) * (1 if plan.side == "buy" else -1) >= 0
-            text = f"{head} limit {at(plan.price)}" + (" (marketable: fills at once)" if marketable else "")
-        elif plan.type == "stop":
-            text = f"{head} stop {at(plan.price)}"
-        elif plan.type == "trailing_stop":
-            text = (f"{head} trailing stop from {at(plan.price)}, trailing {plan.trail_ticks} ticks "
-                    f"({at((plan.trail_ticks or 0) * self.tick_size)}) behind the market")
-        else:
-            best = bid if plan.type == "join_bid" else ask
-            text = f"{head} joining the best {'bid' if plan.type == 'join_bid' else 'ask'}" + (
-                f" (now {at(best)})" if best is not None else "")
-        legs = []
-        sign = 1 if plan.side == "buy" else -1
-        for name, ticks, direction in (("stop", plan.stop_ticks, -sign), ("target", plan.target_ticks, sign)):
-            if ticks is not None:
-                legs.append(f"{name} {ticks} ticks ({at(ticks * self.tick_size)}) "
-                            f"{'below' if direction < 0 else 'above'} the fill")
-        return text + (f"; bracket: {', '.join(legs)}" if legs else "")
-
-    def _at(self, price: float | None) -> str:
-        return fixed(price, self.decimals)
 
     # ------------------------------------------------------------------ placing and watching the order
 
@@ -383,7 +263,7 @@ class Ticket(LabWidget):
             return await orders.place_join_bid_order(plan.size)
         if plan.type == "join_ask":
             return await orders.place_join_ask_order(plan.size)
-        return await orders.place_order(plan.side, plan.size, TYPES[plan.type], **self._prices(plan))
+        return await orders.place_order(plan.side, plan.size, TYPES[plan.type], **self._reader.prices(plan))
 
     def _answered(self) -> None:
         self._placing = None
@@ -482,9 +362,9 @@ class Ticket(LabWidget):
         price = order.limit_price if order.limit_price is not None else order.stop_price
         word = _WORDS.get(order.status, order.status.name.lower())
         text = f"{role} {order.id} {order.side.name} {order.size} {order.type.name.lower()}"
-        text += f" @ {self._at(price)} {word}" if price is not None else f" {word}"
+        text += f" @ {fixed(price, self.decimals)} {word}" if price is not None else f" {word}"
         if order.fill_volume:
-            text += f" {order.fill_volume}/{order.size} @ {self._at(order.filled_price)}"
+            text += f" {order.fill_volume}/{order.size} @ {fixed(order.filled_price, self.decimals)}"
         return {"role": role, "id": order.id, "status": word, "side": order.side.name.lower(),
                 "type": order.type.name.lower(), "size": order.size, "filled": order.fill_volume,
                 "fill_price": order.filled_price, "price": price, "text": text}
@@ -533,35 +413,4 @@ class Ticket(LabWidget):
             if timer is not None:
                 timer.cancel()
         self._timer = self._slow = None
-
-
-def _side_name(side: object) -> str:
-    if not isinstance(side, str | int) or isinstance(side, bool):
-        raise InputError(f"side must be 'buy' or 'sell', got {side!r}")
-    return "buy" if order_side(side) is OrderSide.BUY else "sell"
-
-
-def _number(value: object, name: str) -> float:
-    """A finite number > 0 from a number or the text of one."""
-    if isinstance(value, str):
-        try:
-            value = float(value.replace(",", "").strip())
-        except ValueError:
-            raise InputError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _whole(value: object, name: str, wanted: str, optional: bool = False) -> int | None:
-    """A whole number >= 1 (from a number or its text); None for an empty optional field."""
-    if optional and (value is None or (isinstance(value, str) and not value.strip())):
-        return None
-    try:
-        number = _number(value, name)
-    except InputError:
-        number = math.nan
-    if not number.is_integer():
-        raise InputError(f"{name} must be {wanted}, got {value!r}")
-    return int(number)
 
