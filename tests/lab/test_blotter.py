@@ -16,7 +16,7 @@ from conftest import ACCOUNT
 from pages import Page
 from pxkit import lab
 from pxkit.client.orders import build_order_request
-from pxkit.enums import ClosePositionError, OrderSide, OrderType
+from pxkit.enums import ClosePositionError, ModifyOrderError, OrderSide, OrderType
 from pxkit.errors import InputError
 from pxkit.lab.blotting import MAX_FILLS
 from pxkit.sim import SimServer
@@ -273,6 +273,34 @@ async def test_a_failed_instrument_is_named_with_its_reason_and_the_others_are_s
         assert message["level"] == "error" and message["text"].startswith("flatten failed on ES:")
         assert "halted" in message["text"] and "MNQ done" in message["text"]
         assert exchange_books(sim, suite) == ({"ES": -2}, {})  # what the message says: ES is still held
+        blotter.close()
+
+
+async def test_a_failed_cancel_still_closes_that_instruments_position_and_is_named(sim) -> None:
+    async with open_suite(sim, ["MNQ", "ES"]) as suite:
+        await open_book(suite, sim)
+        mnq_id = suite["MNQ"].instrument_info.id
+        exchange = sim.sim.exchange
+        cancel = exchange.cancel
+
+        def refuse_mnq(account_id: int, order_id: int) -> None:  # the injected fault
+            if exchange.orders[order_id].contract_id == mnq_id:
+                raise ExchangeError(ModifyOrderError.UNKNOWN_ERROR, "MNQ cancels are down")
+            cancel(account_id, order_id)
+
+        exchange.cancel = refuse_mnq
+        blotter = lab.blotter(suite)
+        page = Page(blotter)
+        page.say({"kind": "hello"})
+        page.say({"kind": "flatten"})
+        await until(lambda: not blotter.busy and shown(page)["message"] is not None, "the outcome")
+        positions, orders = exchange_books(sim, suite)
+        assert positions == {}  # the close was tried although the cancel failed: MNQ is flat too
+        assert orders and set(orders.values()) == {"MNQ"}  # what the message says: MNQ's orders still work
+        message = shown(page)["message"]
+        assert message["level"] == "error" and message["text"].startswith("flatten failed on MNQ: the cancel raised")
+        assert "cancels are down" in message["text"] and "ES done" in message["text"]
+        assert "closed MNQ, ES" in message["text"] and "the close raised" not in message["text"]
         blotter.close()
 
 

@@ -226,26 +226,43 @@ class Blotter(LabWidget):
                                            return_exceptions=True)
         finally:
             self._flattening = None
-        failed = {symbol: r for symbol, r in zip(self.contexts, results, strict=True) if isinstance(r, BaseException)}
-        done = [(symbol, r) for symbol, r in zip(self.contexts, results, strict=True) if symbol not in failed]
-        cancelled = sum(n for _, (n, _) in done)
-        closed = [symbol for symbol, (_, was_open) in done if was_open]
+        cancelled, closed = 0, []
+        failed: dict[str, list[str]] = {}  # symbol -> what went wrong there
+        unknown = False  # whether the gateway may have done something reported as failed
+        for symbol, result in zip(self.contexts, results, strict=True):
+            count, was_open = (result, result) if isinstance(result, BaseException) else result
+            errors = [(step, error) for step, error in (("the cancel", count), ("the close", was_open))
+                      if isinstance(error, BaseException)]
+            if errors:
+                unknown = unknown or any(_maybe_done(e) for _, e in errors)
+                failed[symbol] = ([_describe(result)] if isinstance(result, BaseException)
+                                  else [f"{step} raised {_describe(e)}" for step, e in errors])
+            if not isinstance(count, BaseException):
+                cancelled += count
+            if was_open is True:
+                closed.append(symbol)
         summary = f"cancelled {cancelled} order{'s' * (cancelled != 1)}, closed {', '.join(closed) or 'no position'}"
         if not failed:
             self._tell("ok", f"flat: {summary}")
             return
-        unknown = any(_maybe_done(e) for e in failed.values())
-        why = "; ".join(f"{symbol}: {_describe(e)}" for symbol, e in failed.items())
-        others = f"; {', '.join(s for s, _ in done)} done ({summary})" if done else ""
-        self._tell("warn" if unknown else "error", f"flatten failed on {why}{others}")
+        why = "; ".join(f"{symbol}: {', and '.join(errors)}" for symbol, errors in failed.items())
+        done = [symbol for symbol in self.contexts if symbol not in failed]
+        others = f"; {', '.join(done)} done" if done else ""
+        self._tell("warn" if unknown else "error", f"flatten failed on {why}{others} ({summary})")
 
-    async def _flatten_one(self, ctx: InstrumentContext) -> tuple[int, bool]:
-        """(orders cancelled, whether a position was closed) for one instrument: its orders first, then flat."""
-        cancelled = await ctx.orders.cancel_all_orders()
+    async def _flatten_one(self, ctx: InstrumentContext) -> tuple[int | Exception, bool | Exception]:
+        """For one instrument: (orders cancelled, or why not; whether a position was closed, or why not). Its
+        orders first, then flat: the close is tried whatever the cancel did."""
+        try:
+            cancelled: int | Exception = await ctx.orders.cancel_all_orders()
+        except Exception as exc:
+            cancelled = exc
         try:
             await ctx.orders.close_position()
         except PositionNotFoundError:
             return cancelled, False  # flat already
+        except Exception as exc:
+            return cancelled, exc
         return cancelled, True
 
     def _cancel(self, order_id: object) -> None:
