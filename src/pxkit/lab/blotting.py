@@ -18,7 +18,7 @@ from ..instrument.context import InstrumentContext
 from ..models import Order, Trade, tick_decimals
 from ..payloads import RiskBreach
 from ..suite import TradingSuite, live_suites
-from .widget import STATIC, LabWidget, Message
+from .widget import STATIC, LabWidget, Message, suite_loop
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ class Blotter(LabWidget):
         self._timer: asyncio.TimerHandle | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._sent_at = -math.inf  # loop time of the last update
-        first = next(iter(self.contexts.values()))
-        super().__init__(first.positions.loop)
+        super().__init__(suite_loop(suite))
         for ctx in self.contexts.values():
             for kind in _EVENTS:
                 self.listen(ctx.event_bus, kind, self._on_event)
