@@ -181,6 +181,7 @@ async def test_a_cancel_from_the_page_cancels_at_the_exchange(sim) -> None:
         await until(lambda: (shown(page)["message"] or {}).get("level") == "ok"
                     and all(o["id"] != target["id"] for o in shown(page)["orders"]), "the page told")
         assert str(target["id"]) in shown(page)["message"]["text"]
+        assert shown(page)["message"]["order_id"] == target["id"]  # the page re-enables only that order's button
         assert len(exchange_books(sim, suite)[1]) == 3  # only that one
         blotter.close()
 

@@ -2,6 +2,7 @@
 //
 // Protocol (custom JSON messages from Python, each the whole blotter):
 //   {kind: "state"|"update", seq, busy, account, realized, lockouts, positions, orders, fills, message}
+//   message: {id, level, text, order_id} (order_id: the order a cancel's outcome is about, else null)
 // To Python: {kind: "hello"} on render, {kind: "cancel", order_id}, {kind: "flatten"}.
 // DOM contract: root .pxkit-blotter, data-ready="1" after the first paint, data-busy="1" while a flatten runs;
 // tr[data-position][data-size], tr[data-order-id][data-symbol][data-leg] with button[data-action=cancel],
@@ -139,13 +140,15 @@ class BlotterView {
         button.type = "button";
         button.dataset.action = "cancel";
         button.addEventListener("click", () => {
-          button.disabled = true; // the row leaves once the gateway cancelled it; a failure says so and re-enables
+          this.pending.add(o.id); // the row leaves once the gateway cancelled it; its failure re-enables it
+          button.disabled = true;
           model.send({ kind: "cancel", order_id: o.id });
         });
         row.cells[8].appendChild(button);
       },
       fill: (row, o) => {
         row.dataset.leg = o.leg || "";
+        row.cells[8].firstChild.disabled = this.pending.has(o.id);
         cell(row, 0, String(o.id), "id");
         cell(row, 1, o.symbol, "sym");
         cell(row, 2, o.side, o.side === "buy" ? "up" : "down");
@@ -174,6 +177,7 @@ class BlotterView {
     });
 
     el.appendChild(root);
+    this.pending = new Set(); // ids of the orders whose cancel this view sent and has heard no outcome of
     this.seq = -1;
     this.onMessage = (content) => this.receive(content);
     model.on("msg:custom", this.onMessage);
@@ -211,8 +215,10 @@ class BlotterView {
     this.message.hidden = !message;
     if (message && message.id !== this.messageId) {
       this.messageId = message.id;
-      for (const button of this.orders.body.querySelectorAll("button[data-action=cancel]")) button.disabled = false;
+      this.pending.delete(message.order_id); // only the order the outcome is about: other cancels still run
     }
+    const working = new Set(s.orders.map((o) => o.id));
+    for (const id of this.pending) if (!working.has(id)) this.pending.delete(id); // gone: nothing to wait for
 
     this.positions.sync(s.positions);
     this.orders.sync(s.orders);

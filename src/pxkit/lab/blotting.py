@@ -57,7 +57,7 @@ class Blotter(LabWidget):
         self.suite = suite
         self.contexts: dict[str, InstrumentContext] = dict(suite.contexts)
         self.updates_sent = 0
-        self.message: dict[str, Any] | None = None  # the latest outcome told to the page: id, level, text
+        self.message: dict[str, Any] | None = None  # the latest outcome told to the page: id, level, text, order_id
         self._seq = 0  # of the last update sent
         self._greeted = False  # a view has asked for the state: updates are worth sending from then on
         self._last: dict[str, Any] | None = None  # the blotter as last sent, to send only what changed
@@ -271,7 +271,7 @@ class Blotter(LabWidget):
         ctx = next((c for c in self.contexts.values()
                     if (o := c.orders.latest(order_id)) is not None and o.status.is_working), None)
         if ctx is None:
-            self._tell("error", f"order {order_id} is not working")
+            self._tell("error", f"order {order_id} is not working", order_id)
             return
         self._start(self._cancel_order(ctx, order_id))
 
@@ -280,9 +280,9 @@ class Blotter(LabWidget):
             await ctx.orders.cancel_order(order_id)
         except Exception as exc:
             self._tell("warn" if _maybe_done(exc) else "error",
-                       f"cancelling {ctx.symbol} order {order_id} failed: {_describe(exc)}")
+                       f"cancelling {ctx.symbol} order {order_id} failed: {_describe(exc)}", order_id)
         else:
-            self._tell("ok", f"cancelled {ctx.symbol} order {order_id}")
+            self._tell("ok", f"cancelled {ctx.symbol} order {order_id}", order_id)
 
     def _start(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `work` on the loop, kept until it ends (closing the blotter does not stop a command sent)."""
@@ -291,10 +291,11 @@ class Blotter(LabWidget):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _tell(self, level: str, text: str) -> None:
-        """Show an outcome on the page (and in the log, for a notebook with no view open)."""
+    def _tell(self, level: str, text: str, order_id: int | None = None) -> None:
+        """Show an outcome on the page (and in the log, for a notebook with no view open); `order_id` names the
+        order a cancel's outcome is about (the page re-enables its button)."""
         number = self.message["id"] + 1 if self.message else 1
-        self.message = {"id": number, "level": level, "text": text}
+        self.message = {"id": number, "level": level, "text": text, "order_id": order_id}
         log.log(logging.INFO if level in ("ok", "info") else logging.WARNING, "blotter: %s", text)
         self._changed()
 
