@@ -153,7 +153,7 @@ class LadderView {
     root.dataset.lastSize = v.last_size == null ? "" : String(v.last_size);
     root.dataset.avg = v.avg == null ? "" : String(v.avg);
     const parts = [`last ${v.last == null ? "–" : this.shown(v.last)}`];
-    if (v.avg != null) parts.push(`avg ${v.avg}`);
+    if (v.avg != null) parts.push(`avg ${this.shown(v.avg)}`);
     this.summary.textContent = parts.join(" · ");
     root.dataset.ready = "1";
   }

@@ -40,6 +40,7 @@ class TicketView {
     this.sentToken = null;
     this.last = null;
     this.painted = false;
+    this.frame = null; // the animation frame that marks the first paint, until it runs
 
     const root = make("div", { class: "pxkit-ticket", "data-symbol": model.get("symbol") || "", "data-stage": "edit" });
     this.root = root;
@@ -266,14 +267,17 @@ class TicketView {
   }
 
   paintSoon() {
-    if (this.painted) return;
-    requestAnimationFrame(() => {
+    if (this.painted || this.frame != null) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = null;
       this.painted = true;
       this.root.dataset.ready = "1";
     });
   }
 
   remove() {
+    if (this.frame != null) cancelAnimationFrame(this.frame);
+    this.frame = null;
     this.model.off("msg:custom", this.onMessage);
     this.root.remove();
   }
