@@ -205,6 +205,13 @@ def test_liquidity_levels(book: OrderBook) -> None:
     assert book.get_liquidity_levels(100).height == 0
 
 
+def test_sizes_between_reads_a_window_of_both_sides_highest_first(book: OrderBook) -> None:
+    assert book.sizes_between(100.5, 99.75) == [(100.5, 0, 5), (100.25, 0, 5), (100.0, 10, 0), (99.75, 20, 0)]
+    assert book.sizes_between(101.5, 101.5) == [(101.5, 0, 0)] and book.sizes_between(99.0, 99.5) == []
+    book.apply_depth([d(DomType.BID, 99.75, 0)])
+    assert book.sizes_between(99.75, 99.5) == [(99.75, 0, 0), (99.5, 30, 0)]
+
+
 def test_trade_flow_volumes_counts_and_vwap() -> None:
     book = OrderBook(MNQ, max_trades=3)
     t = [T0 + timedelta(seconds=s) for s in range(4)]

@@ -286,6 +286,13 @@ class OrderBook:
         return self._frame([*(("bid", t, s) for t, s in bids if s >= min_volume),
                             *(("ask", t, s) for t, s in asks if s >= min_volume)])
 
+    def sizes_between(self, high: float, low: float) -> list[tuple[float, float, float]]:
+        """(price, bid size, ask size) at every tick from `high` down to `low`, 0 where a side rests nothing: a
+        window of the book read by direct lookups, no sort and no frame."""
+        bids, asks = self._levels
+        top, bottom = round(high / self._tick), round(low / self._tick)
+        return [(self._price(t), bids.get(t, 0), asks.get(-t, 0)) for t in range(top, bottom - 1, -1)]
+
     def get_market_imbalance(self, levels: int = 5) -> float:
         """(bid size - ask size) / (bid size + ask size) over the top `levels`; 0.0 for an empty book."""
         bids, asks = self._sides()

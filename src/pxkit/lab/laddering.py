@@ -138,11 +138,13 @@ class Ladder(LabWidget):
         if self._centre is None:
             return {**view, "prices": [], "bids": [], "asks": [], "buys": [], "sells": [], "orders": []}
         ticks = range(self._centre + self.levels, self._centre - self.levels - 1, -1)
-        bids, asks = self._depth()
+        top, bottom = ticks[0], ticks[-1]
+        book = ctx.orderbook  # only the rows shown are read; no depth without the orderbook feature
+        depth = (book.sizes_between(self._price(top), self._price(bottom)) if book is not None
+                 else [(0.0, 0, 0)] * len(ticks))
         buys: dict[int, int] = {}
         sells: dict[int, int] = {}
         orders = []
-        top, bottom = ticks[0], ticks[-1]
         for order in ctx.orders.working():
             price = _price_of(order)
             at = None if price is None else self._to_ticks(price)
@@ -152,20 +154,10 @@ class Ladder(LabWidget):
             side = buys if order.side is OrderSide.BUY else sells
             side[at] = side.get(at, 0) + left
             orders.append([order.id, "buy" if order.side is OrderSide.BUY else "sell", left, self._price(at)])
-        view.update(prices=[self._price(t) for t in ticks], bids=[bids.get(t, 0) for t in ticks],
-                    asks=[asks.get(t, 0) for t in ticks], buys=[buys.get(t, 0) for t in ticks],
-                    sells=[sells.get(t, 0) for t in ticks], orders=orders)
+        view.update(prices=[self._price(t) for t in ticks],
+                    bids=[int(bid) for _, bid, _ in depth], asks=[int(ask) for _, _, ask in depth],
+                    buys=[buys.get(t, 0) for t in ticks], sells=[sells.get(t, 0) for t in ticks], orders=orders)
         return view
-
-    def _depth(self) -> tuple[dict[int, int], dict[int, int]]:
-        """Every level of the book by price in ticks, bids and asks; empty without the orderbook feature."""
-        bids: dict[int, int] = {}
-        asks: dict[int, int] = {}
-        book = self.ctx.orderbook
-        if book is not None:
-            for side, price, size in book.get_liquidity_levels(0).iter_rows():
-                (bids if side == "bid" else asks)[self._to_ticks(price)] = size
-        return bids, asks
 
     def state_message(self) -> Message:
         """The whole ladder; a change the other views have not had yet moves `seq` on, so they ask again."""
