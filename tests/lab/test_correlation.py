@@ -25,10 +25,10 @@ def matrix(frame) -> list[list[float]]:
 async def test_the_values_sent_are_the_portfolios_correlation_matrix(sim) -> None:
     async with open_suite(sim) as suite:
         widget = lab.correlation(suite, "5min", count=50)
-        await until(lambda: widget.refreshes >= 1, "the first matrix")
         page = Page(widget)
         page.say({"kind": "hello"})
-        [state] = states(page)
+        await until(lambda: len(states(page)) == 2, "the first matrix")
+        state = states(page)[1]
         want = await suite.portfolio.correlation_matrix("5min", 50)
         assert state["message"] is None and state["seq"] == 1
         assert state["values"] == matrix(want)
@@ -76,6 +76,7 @@ async def test_a_bar_close_of_the_timeframe_refreshes_the_page(sim) -> None:
 async def test_bars_of_another_timeframe_do_not_refresh_it(sim) -> None:
     async with open_suite(sim) as suite:
         widget = lab.correlation(suite, "5min", refresh=3600)
+        Page(widget).say({"kind": "hello"})
         await until(lambda: widget.refreshes == 1 and widget._task is None, "the first matrix")
         into_bucket = sim.sim.clock.now_us() // 1_000_000 % 300
         assert into_bucket + 31 + 2 < 300  # the 5-minute bar does not close meanwhile (grace included)
@@ -88,15 +89,26 @@ async def test_bars_of_another_timeframe_do_not_refresh_it(sim) -> None:
         widget.close()
 
 
-async def test_the_timer_refreshes_it_while_the_market_stands_still(sim) -> None:
-    async with open_suite(sim) as suite:
-        widget = lab.correlation(suite, "5min", refresh=0.5)
+async def test_nothing_is_computed_before_a_hello_and_only_a_changed_matrix_is_sent_again(sim) -> None:
+    async with open_suite(sim, timeframes=["1min"]) as suite:
+        widget = lab.correlation(suite, "1min", count=30, refresh=0.5)
+        assert widget.refreshes == 0 and widget._soon is None and widget._task is None  # no view: no work
         page = Page(widget)
         page.say({"kind": "hello"})
-        await until(lambda: len(states(page)) >= 4, "three timed refreshes", timeout=10)
-        seqs = [s["seq"] for s in states(page)]
-        assert seqs == list(range(len(seqs)))  # the pending state (0), then one message per refresh
-        assert all(s["values"] == states(page)[1]["values"] for s in states(page)[1:])  # no bar closed meanwhile
+        await until(lambda: widget.refreshes >= 4, "three timed refreshes after the first", timeout=10)
+        first = states(page)[1]
+        assert [s["seq"] for s in states(page)] == [0, 1]  # the pending state, then the matrix once: it stood still
+        assert first["values"] == matrix(await suite.portfolio.correlation_matrix("1min", 30))
+        one_minute = suite["MNQ"].data.bars["1min"]
+        newest = one_minute.bars(1)[0].timestamp
+        await sim.advance(61)
+        await until(lambda: one_minute.bars(1)[0].timestamp > newest, "a closed 1-minute bar")
+        await until(lambda: states(page)[-1]["seq"] == 2, "the changed matrix sent")
+        changed = states(page)[-1]
+        assert changed["values"] != first["values"] and changed["spec"] != first["spec"]
+        late = Page(widget)  # a view opened now gets the newest result on its hello
+        late.say({"kind": "hello"})
+        assert [content for content, _, _ in late.sent] == [changed]
         widget.close()
 
 
@@ -156,8 +168,7 @@ async def test_close_unsubscribes_and_stops_the_timer(sim) -> None:
         newest = one_minute.bars(1)[0].timestamp
         await sim.advance(61)
         await until(lambda: one_minute.bars(1)[0].timestamp > newest, "a closed 1-minute bar")
-        closed_at = widget.loop.time()
-        await until(lambda: widget.loop.time() > closed_at + 2 * widget.refresh, "two periods of the timer")
+        assert widget._soon is None and widget._task is None  # no refresh pending nor running: nothing will send
         assert len(page.sent) == sent and widget.refreshes == refreshes
 
 

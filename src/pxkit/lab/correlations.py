@@ -13,7 +13,6 @@ import traitlets
 from ..errors import InputError, PxError
 from ..events import Event, EventType
 from ..instrument.bars import Timeframe
-from ..loops import running_loop
 from ..payloads import BarEvent
 from ..suite import TradingSuite
 from .widget import STATIC, LabWidget, Message, suite_loop
@@ -38,9 +37,11 @@ class Correlation(LabWidget):
 
     The matrix is computed on the suite's loop (a few ms: it reads the live bars, which only that loop may); the
     altair chart built from it (rect and text layers, a diverging colour scale fixed to [-1, 1]) is turned into a
-    Vega-Lite spec on a worker thread, since validating it costs tens of ms. Each result goes to the page as one
-    "state" message: the spec with its data inline, `values` (the matrix, None where undefined), `shown` (the values
-    as the cells write them, 2 decimals) and `message` (why there is no matrix, else None). `refreshes` counts them.
+    Vega-Lite spec on a worker thread, since validating it costs tens of ms. Nothing is computed before a view
+    says hello. A result that changes what the page shows goes to it as one "state" message with the next `seq`:
+    the spec with its data inline, `values` (the matrix, None where undefined), `shown` (the values as the cells
+    write them, 2 decimals) and `message` (why there is no matrix, else None); an unchanged matrix is not sent
+    again (nor its spec built). `refreshes` counts the matrices computed.
     """
 
     _esm = STATIC / "correlation.js"
@@ -72,17 +73,15 @@ class Correlation(LabWidget):
         for ctx in suite.contexts.values():
             self.listen(ctx.event_bus, EventType.NEW_BAR, self._on_bar)
         self.on_close(self._stop)
-        if running_loop() is self.loop:
-            self._schedule(0.0)
-        else:
-            self.loop.call_soon_threadsafe(self._schedule, 0.0)
 
     def __repr__(self) -> str:
         return f"Correlation({', '.join(self.symbols)}; {self.count} {self.timeframe} bars, every {self.refresh:g} s)"
 
     def state_message(self) -> Message:
-        """The newest result (or why there is none yet)."""
-        self._greeted = True
+        """The newest result (or why there is none yet); the first hello starts the refreshes."""
+        if not self._greeted:
+            self._greeted = True
+            self._schedule(0.0)
         return dict(self._state), []
 
     # ------------------------------------------------------------------ refreshing
@@ -119,25 +118,31 @@ class Correlation(LabWidget):
             self._again = False
 
     async def _compute(self) -> None:
+        """Compute the matrix; send the page the result only when what it shows changes."""
+        result = await self._result()
+        self.refreshes += 1
+        if self.closed or result is None or all(self._state[key] == value for key, value in result.items()):
+            return
+        self._state = {"kind": "state", "seq": self._state["seq"] + 1, **result}
+        self.send(dict(self._state))
+
+    async def _result(self) -> dict[str, Any] | None:
+        """The spec, values, shown values and message of the matrix now; None when its values are the ones shown
+        (no spec is built for them)."""
         symbols = list(self.symbols)
         try:
             matrix = await self.suite.portfolio.correlation_matrix(self.timeframe, self.count)
             values = [[_number(v) for v in row[1:]] for row in matrix.select("symbol", *symbols).rows()]
+            if values == self._state["values"]:
+                return None
             shown = [[None if v is None else round(v, 2) for v in row] for row in values]
             spec = await asyncio.to_thread(heatmap_spec, symbols, shown)
         except PxError as exc:  # too few instruments or bars, a closed suite: said on the page
-            result = {"spec": None, "values": None, "shown": None, "message": str(exc)}
+            return {"spec": None, "values": None, "shown": None, "message": str(exc)}
         except Exception as exc:  # a bug: logged, and said on the page rather than lost in a task
             log.exception("the correlation heatmap could not be computed")
-            result = {"spec": None, "values": None, "shown": None, "message": f"could not compute: {exc!r}"}
-        else:
-            result = {"spec": spec, "values": values, "shown": shown, "message": None}
-        if self.closed:
-            return
-        self.refreshes += 1
-        self._state = {"kind": "state", "seq": self.refreshes, **result}
-        if self._greeted:
-            self.send(dict(self._state))
+            return {"spec": None, "values": None, "shown": None, "message": f"could not compute: {exc!r}"}
+        return {"spec": spec, "values": values, "shown": shown, "message": None}
 
     def _stop(self) -> None:
         if self._soon is not None:
