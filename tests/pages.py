@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -33,6 +34,21 @@ class Page(DummyComm):
 
     def of_kind(self, kind: str) -> list[tuple[dict[str, Any], list[bytes], str]]:
         return [m for m in self.sent if m[0].get("kind") == kind]
+
+
+class TimedPage(Page):
+    """A page that also notes the loop time at which each message was sent."""
+
+    def __init__(self, widget: Any) -> None:
+        self.times: list[float] = []
+        super().__init__(widget)
+
+    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+                    **keys: Any) -> None:
+        before = len(self.sent)
+        super().publish_msg(msg_type, data, metadata, buffers, **keys)
+        if len(self.sent) > before:
+            self.times.append(asyncio.get_running_loop().time())
 
 
 def columns(content: dict[str, Any], buffers: list[bytes]) -> dict[str, list[float]]:

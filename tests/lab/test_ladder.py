@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from typing import Any
 
 import pytest
 
-from pages import Page
+from pages import Page, TimedPage
 from pxkit import lab
 from pxkit.enums import OrderSide
 from pxkit.errors import InputError
@@ -17,21 +16,6 @@ from pxkit.lab.laddering import EDGE_ROWS, INTERVAL, centre_for
 from pxkit.times import to_us
 from suites import last_trade_time, open_suite
 from waiting import until
-
-
-class TimedPage(Page):
-    """A page that also notes the loop time at which each message was sent."""
-
-    def __init__(self, widget: Any) -> None:
-        self.times: list[float] = []
-        super().__init__(widget)
-
-    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
-                    **keys: Any) -> None:
-        before = len(self.sent)
-        super().publish_msg(msg_type, data, metadata, buffers, **keys)
-        if len(self.sent) > before:
-            self.times.append(asyncio.get_running_loop().time())
 
 
 class Recorder:

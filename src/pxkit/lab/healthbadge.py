@@ -31,7 +31,7 @@ def level(score: int) -> str:
 class Health(LabWidget):
     """The widget `lab.health` returns. The page gets a "state" message when it says hello and another whenever
     what the badge shows changes: `health`, `score`, `reasons`, `hubs` ({hub: connected}), `stale` (symbols) and
-    `reconnects`. `state` is the newest of them."""
+    `reconnects`. `state` is the newest of them; `looks` counts the reads of the stats."""
 
     _esm = STATIC / "health.js"
     _css = STATIC / "health.css"
@@ -44,6 +44,7 @@ class Health(LabWidget):
         self._poll: asyncio.TimerHandle | None = None
         self._soon: asyncio.TimerHandle | None = None
         self.state: dict[str, Any] = {}
+        self.looks = 0
         super().__init__(suite_loop(suite))
         for kind in _CONNECTION_EVENTS:
             self.listen(suite.event_bus, kind, self._on_event)
@@ -80,6 +81,7 @@ class Health(LabWidget):
             self._poll.cancel()
         self._poll = self._soon = None
         now = self._read()
+        self.looks += 1
         if now != self.state:
             self.state = now
             if self._greeted:
