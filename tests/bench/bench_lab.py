@@ -63,10 +63,12 @@ LIVE_CELLS = [
 DASHBOARD_CELLS = [
     f'suite = await lab.suite({SYMBOLS!r}, config=ProjectXConfig.for_simulator(URL), timeframes=["1min", "5min"], '
     'features=["orderbook"])',
-    "board = lab.dashboard(suite)",
+    "board = lab.dashboard(suite)\nboard",
 ]
-DASHBOARD_READY = """() => [...document.querySelectorAll('.pxkit-ladder, .pxkit-ticket, .pxkit-blotter,
-  .pxkit-correlation, .pxkit-health')].filter(e => e.dataset.ready === '1').length === 9"""
+# The instrument shown (the selector's Stack renders only its page): ladder and ticket, and the suite-wide widgets.
+DASHBOARD_READY = """() => [...document.querySelectorAll(
+  '.pxkit-ladder, .pxkit-ticket, .pxkit-blotter, .pxkit-correlation, .pxkit-health')]
+  .filter(e => e.dataset.ready === '1').length === 5"""
 PID = "import os; print(os.getpid())"
 TICKET = ".pxkit-ticket[data-symbol=MNQ]"
 CANCEL_ALL = 'n = await suite["MNQ"].orders.cancel_all_orders(); print(n)'
@@ -78,8 +80,8 @@ TIMED_SEND = """async ticket => {
     e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); };
   const stage = wanted => new Promise(done => { const seen = () => wanted(root) && (observer.disconnect(), done());
     const observer = new MutationObserver(seen); observer.observe(root, {attributes: true, subtree: true}); seen(); });
-  root.querySelector('button[data-action=back]')?.click();
-  await stage(r => r.dataset.stage === 'edit' || r.dataset.stage === 'done' || r.dataset.stage === 'working');
+  if (root.dataset.stage !== 'edit') root.querySelector('button[data-action=back]').click();  // "New order"
+  await stage(r => r.dataset.stage === 'edit');
   root.querySelector('button[data-side=buy]').click();
   set('type', 'limit');
   const last = Number(document.querySelector('.pxkit-ladder[data-symbol=MNQ]').dataset.last);

@@ -37,9 +37,17 @@ print(json.dumps({"size": mnq.positions.size,
                   "working": len(mnq.orders.working()), "legs": legs,
                   "flat": all(c.positions.size == 0 and not c.orders.working() for c in suite.contexts.values())}))"""
 
+# A cell that keeps the kernel busy for 20 s (awaiting, as a long download or a backtest on a thread does), started
+# without waiting for it; BUSY_CELL_RUNS: whether it still runs.
+BUSY_CELL = """() => { const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  window.pxkitBusyEnded = false;
+  const cell = kernel.requestExecute({code: 'import asyncio\\nawait asyncio.sleep(20)'});
+  cell.done.then(() => { window.pxkitBusyEnded = true; }); }"""
+BUSY_CELL_RUNS = "() => window.pxkitBusyEnded === false"
 HANDLERS = """import json
-print(json.dumps(sum(c.event_bus.handler_count() + len(c.positions._fill_listeners)
-                     for c in suite.contexts.values())))"""
+print(json.dumps(suite.event_bus.handler_count() + sum(
+    c.event_bus.handler_count() + len(c.positions._fill_listeners) + len(c.orders._observers)
+    for c in suite.contexts.values())))"""
 
 Python = Callable[[], dict[str, Any]] | None  # the kernel suite's state, where the test can ask the kernel
 
@@ -68,7 +76,8 @@ def test_the_dashboard_in_jupyterlab(dashboard_lab, gateway, guarded, artifacts)
     page, guard = guarded
     book = Notebook(page, dashboard_lab.url, NOTEBOOK)
     book.run_all()
-    trade_through_the_dashboard(page, gateway, lambda: book.value(SUITE_STATE), artifacts / "dashboard_lab")
+    trade_through_the_dashboard(page, gateway, lambda: book.value(SUITE_STATE), artifacts / "dashboard_lab",
+                                busy=lambda: page.evaluate(BUSY_CELL) or (lambda: page.evaluate(BUSY_CELL_RUNS)))
 
     # A re-run of the dashboard cell: a new dashboard, the old one closed (as many handlers as before).
     handlers = book.value(HANDLERS)
@@ -103,15 +112,17 @@ def test_the_dashboard_as_a_voila_app(chromium_ready, gateway, guarded, artifact
     try:
         page.set_default_timeout(90_000)
         page.goto(server.url)
-        trade_through_the_dashboard(page, gateway, None, artifacts / "dashboard_voila")
+        trade_through_the_dashboard(page, gateway, None, artifacts / "dashboard_voila", busy=None)
     finally:
         server.stop()
     assert guard.blocked == []  # no Font Awesome from a CDN: the template leaves it out
     assert guard.errors == []
 
 
-def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, shots: Path) -> None:
-    """The scenario both front ends run; a screenshot after each step goes to `shots`-<step>.png."""
+def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, shots: Path,
+                                busy: Callable[[], Callable[[], bool]] | None) -> None:
+    """The scenario both front ends run; a screenshot after each step goes to `shots`-<step>.png. `busy`, where the
+    test can run a cell, starts a long one just before flatten-all is pressed and gives what tells if it still runs."""
     page.wait_for_function(RENDERED, arg="MNQ")
     heatmap = page.locator(".pxkit-correlation")
     assert heatmap.get_attribute("data-symbols") == ",".join(SYMBOLS)
@@ -167,9 +178,12 @@ def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, sho
     row.wait_for(state="detached")
     gateway.until(lambda: all(str(o["id"]) != limit_id for o in gateway.orders()))
 
-    # Flatten-all: nothing working, nothing held, at the simulator, in the blotter and in the kernel.
+    # Flatten-all (while another cell is busy): nothing working, nothing held, at the simulator, in the blotter and
+    # in the kernel.
+    still_busy = busy() if busy is not None else None
     blotter.locator("button[data-action=flatten]").click()
-    gateway.until(lambda: gateway.positions() == [] and gateway.orders() == [])
+    gateway.until(lambda: gateway.positions() == [] and gateway.orders() == [], timeout=10)
+    assert still_busy is None or still_busy()  # done while the other cell runs, not after it
     page.wait_for_function(f"""() => !document.querySelector('{BLOTTER} tr[data-position], {BLOTTER} tr[data-order-id]')
                                      && document.querySelector('{BLOTTER}').dataset.busy !== '1'""")
     if python is not None:

@@ -14,8 +14,11 @@ SYMBOLS = ("MNQ", "ES", "MGC")
 
 
 def subscriptions(suite) -> int:
-    """Handlers on every instrument's bus and fill listeners: what the widgets subscribe to."""
-    return sum(c.event_bus.handler_count() + len(c.positions._fill_listeners) for c in suite.contexts.values())
+    """What the widgets subscribe to: handlers on the suite's and every instrument's bus, fill listeners and order
+    observers."""
+    return suite.event_bus.handler_count() + sum(
+        c.event_bus.handler_count() + len(c.positions._fill_listeners) + len(c.orders._observers)
+        for c in suite.contexts.values())
 
 
 async def test_each_instrument_gets_its_own_chart_ladder_and_ticket_behind_the_selector(sim) -> None:

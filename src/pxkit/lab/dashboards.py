@@ -3,12 +3,13 @@ heatmap and the health badge, in one ipywidgets layout that works the same in Ju
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ipywidgets as widgets
 
 from ..errors import InputError
-from ..suite import TradingSuite
+from ..suite import TradingSuite, live_suites
 from .blotting import Blotter, blotter
 from .charting import Chart, chart
 from .correlations import Correlation, correlation
@@ -16,7 +17,8 @@ from .healthbadge import Health, health
 from .laddering import Ladder, ladder
 from .ticketing import Ticket, ticket
 
-_shown: dict[int, Dashboard] = {}  # the open dashboard of each suite, by id(suite)
+log = logging.getLogger(__name__)
+_shown: dict[int, Dashboard] = {}  # the open dashboard of each running suite, by id(suite)
 
 
 def dashboard(suite: TradingSuite, timeframe: str = "1min", levels: int = 10, bars: int = 300,
@@ -27,9 +29,10 @@ def dashboard(suite: TradingSuite, timeframe: str = "1min", levels: int = 10, ba
 
     One dashboard per suite: building another (a cell re-run) closes the previous one and its subscriptions.
     """
-    previous = _shown.pop(id(suite), None)
-    if previous is not None:
-        previous.close()
+    for key, shown in list(_shown.items()):  # the one this replaces, and those of suites closed since
+        if shown.suite is suite or shown.suite not in live_suites():
+            del _shown[key]
+            shown.close()
     board = Dashboard(suite, timeframe, levels, bars, correlation_count)
     _shown[id(suite)] = board
     return board
@@ -102,7 +105,10 @@ class Dashboard(widgets.VBox):
     def _close_parts(self) -> None:
         parts, self._parts = self._parts, []
         for part in reversed(parts):
-            part.close()
+            try:
+                part.close()
+            except Exception:  # the others are closed all the same
+                log.exception("closing %r failed", part)
 
 
 def _row(**style: str) -> widgets.Layout:
