@@ -129,7 +129,7 @@ async def test_updates_follow_the_events_at_ten_a_second_at_most(sim) -> None:
         await until(lambda: len(shown(page)["orders"]) == 10, "ten working orders on the page")
         await sim.advance(5)  # prices move: the open P&L follows
         await until(lambda: shown(page)["positions"][0]["pnl"] == mnq.positions.unrealized_pnl()
-                    and blotter._timer is None, "the open P&L at the last price")
+                    and not blotter._throttle.pending, "the open P&L at the last price")
         elapsed = time.monotonic() - started
         updates = page.of_kind("update")
         assert 2 <= blotter.updates_sent == len(updates) <= elapsed / INTERVAL + 2
@@ -221,7 +221,7 @@ async def test_flatten_all_leaves_the_exchange_flat_on_every_instrument_and_runs
         assert text.startswith("flat:") and "MNQ" in text and "ES" in text
         assert any(m["busy"] for m, _, _ in page.of_kind("update"))  # the page saw it running
         await until(lambda: caught_up(suite, sim) and shown(page)["positions"] == [] == shown(page)["orders"]
-                    and blotter._timer is None, "the page flat too")
+                    and not blotter._throttle.pending, "the page flat too")
         assert shown(page)["busy"] is False
         late = Page(blotter)  # a reloaded page: everything, the outcome included, in its one state message
         late.say({"kind": "hello"})
@@ -378,7 +378,7 @@ async def test_close_unsubscribes_everything_and_sends_nothing_more(sim) -> None
         assert all(after > was for after, was in zip(handlers(suite), before, strict=True))
         blotter.close()
         assert handlers(suite) == before
-        assert blotter._ticker is None and blotter._timer is None
+        assert blotter._ticker is None and not blotter._throttle.pending
         sent = len(page.sent)
         await suite["MNQ"].orders.place_market_order(OrderSide.BUY, 1)
         await until(lambda: suite["MNQ"].positions.size == 1, "a fill after the close")

@@ -91,7 +91,7 @@ async def test_deltas_are_coalesced_to_ten_a_second_and_the_last_carries_the_fin
         await until(lambda: mnq.data.bars["1min"].forming is not None and
                     replay(page).get(mnq.data.bars["1min"].forming.timestamp.timestamp(), {}).get("close")
                     == mnq.data.bars["1min"].forming.close, "the forming bar's close on the page")
-        await until(lambda: chart._timer is None, "the last delta")
+        await until(lambda: not chart._throttle.pending, "the last delta")
         elapsed = time.monotonic() - started
         deltas = page.of_kind("delta")
         assert 2 <= chart.updates_sent == len(deltas) <= elapsed / 0.1 + 2
@@ -115,7 +115,7 @@ async def test_nothing_is_sent_before_a_view_says_hello_and_a_late_view_gets_eve
         assert first.sent == [] and chart.updates_sent == 0
         first.say({"kind": "hello"})
         await sim.advance(60)
-        await until(lambda: chart.updates_sent >= 2 and chart._timer is None, "deltas to the first view")
+        await until(lambda: chart.updates_sent >= 2 and not chart._throttle.pending, "deltas to the first view")
         late = Page(chart)
         late.say({"kind": "hello"})
         [(state, buffers, _)] = late.sent
@@ -136,7 +136,7 @@ async def test_two_charts_keep_their_own_state_and_closing_one_leaves_the_other_
         assert mnq_page.sent[0][0]["columns"][6:] == ["sma_5"] and es_page.sent[0][0]["columns"][6:] == ["ema_9"]
         mnq_chart.close()
         await sim.advance(60)
-        await until(lambda: es_chart.updates_sent >= 1 and es_chart._timer is None, "deltas to the ES chart")
+        await until(lambda: es_chart.updates_sent >= 1 and not es_chart._throttle.pending, "deltas to the ES chart")
         assert len(mnq_page.sent) == 1 and mnq_chart.updates_sent == 0
         es_rows = replay(es_page)
         assert es_rows[max(es_rows)]["close"] == suite["ES"].data.bars["1min"].bars(1, include_forming=True)[-1].close
@@ -154,7 +154,7 @@ async def test_a_hundred_charts_opened_and_closed_leave_no_handler_behind(sim) -
             chart.close()
         assert handlers(mnq) == before
         await sim.advance(30)  # bars keep coming; nothing closed reacts
-        assert chart.updates_sent == 0 and chart._timer is None
+        assert chart.updates_sent == 0 and not chart._throttle.pending
 
 
 async def test_a_fill_is_marked_and_the_average_price_line_follows_the_position(sim) -> None:

@@ -69,7 +69,7 @@ def row(view: dict[str, Any], price: float) -> dict[str, Any]:
 
 def settled(ladder: Any) -> bool:
     """Nothing waits to be sent, and what was sent is the ladder as it is now."""
-    return ladder._timer is None and ladder._shown == ladder.view()
+    return not ladder._throttle.pending and ladder._shown == ladder.view()
 
 
 def handlers(ctx: Any) -> tuple[int, int]:
@@ -328,7 +328,7 @@ async def test_closing_unsubscribes_everything_and_a_closed_ladder_sends_nothing
         trades = mnq.data.stats.counters["trades"]
         await sim.advance(30)
         await until(lambda: mnq.data.stats.counters["trades"] > trades, "trades after the close")
-        assert [m[0]["kind"] for m in page.sent] == ["state"] and ladder._timer is None
+        assert [m[0]["kind"] for m in page.sent] == ["state"] and not ladder._throttle.pending
 
 
 async def test_bad_arguments_are_refused_before_anything_is_subscribed(sim) -> None:

@@ -350,7 +350,7 @@ async def test_the_live_price_reaches_the_page_at_ten_a_second_at_most(sim) -> N
         for _ in range(60):
             await sim.advance(1)
         await until(lambda: page.of_kind("price") and page.of_kind("price")[-1][0]["last"] == mnq.data.last_price
-                    and ticket._timer is None, "the last price on the page")
+                    and not ticket._throttle.pending, "the last price on the page")
         elapsed = time.monotonic() - started
         assert 2 <= ticket.prices_sent == len(page.of_kind("price")) <= elapsed / INTERVAL + 2
         bid, ask = mnq.book_top()
@@ -375,5 +375,5 @@ async def test_closing_unsubscribes_everything_and_nothing_is_sent_after(sim) ->
         await mnq.orders.cancel_all_orders()
         await sim.advance(5)
         await until(lambda: not mnq.orders.working(), "the cancel")
-        assert len(page.sent) == count and ticket._timer is None
+        assert len(page.sent) == count and not ticket._throttle.pending
         assert isinstance(ticket, lab.Ticket) and repr(ticket).startswith("Ticket(MNQ")

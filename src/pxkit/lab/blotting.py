@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import math
 from collections.abc import Coroutine
 from itertools import chain
 from typing import Any
 
-from ..enums import OrderSide, OrderType
+from ..enums import OrderType
 from ..errors import InputError, OrderStateUnknownError, PositionNotFoundError, TransportError
 from ..events import Event, EventType
 from ..instrument.brackets import LEG_TYPES
@@ -18,11 +17,10 @@ from ..instrument.context import InstrumentContext
 from ..models import Order, Trade, tick_decimals
 from ..payloads import RiskBreach
 from ..suite import TradingSuite, live_suites
-from .widget import STATIC, LabWidget, Message, suite_loop
+from .widget import INTERVAL, STATIC, LabWidget, Message, side_text, suite_loop
 
 log = logging.getLogger(__name__)
 
-INTERVAL = 0.1  # seconds between two updates at least: the page hears at most ~10 a second
 PRICE_INTERVAL = 0.5  # seconds between two looks at open P&L and lockouts (they move with prices and time)
 MAX_FILLS = 50  # recent fills shown, the newest
 _LEG_NAMES = {kind: name for name, kind in LEG_TYPES.items()} | {OrderType.TRAILING_STOP: "stop"}
@@ -65,10 +63,9 @@ class Blotter(LabWidget):
         self._breach = ""  # what the latest risk breach broke, to say why a lockout holds
         self._flattening: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timer: asyncio.TimerHandle | None = None
         self._ticker: asyncio.TimerHandle | None = None
-        self._sent_at = -math.inf  # loop time of the last update
         super().__init__(suite_loop(suite))
+        self._throttle = self.throttle(INTERVAL, self._flush)
         for ctx in self.contexts.values():
             for kind in _EVENTS:
                 self.listen(ctx.event_bus, kind, self._on_event)
@@ -128,7 +125,7 @@ class Blotter(LabWidget):
     @staticmethod
     def _order(ctx: InstrumentContext, order: Order) -> dict[str, Any]:
         leg = _LEG_NAMES.get(order.type, "") if ctx.orders.is_bracket_leg(order.id) else ""
-        return {"id": order.id, "symbol": ctx.symbol, "side": _side(order.side), "type": order.type.name.lower(),
+        return {"id": order.id, "symbol": ctx.symbol, "side": side_text(order.side), "type": order.type.name.lower(),
                 "size": order.size, "filled": order.fill_volume, "price": order.limit_price, "stop": order.stop_price,
                 "leg": leg, "decimals": tick_decimals(ctx.instrument_info.tick_size)}
 
@@ -148,24 +145,23 @@ class Blotter(LabWidget):
         self._last = self.snapshot()
         return {"kind": "state", "seq": self._seq, **self._last}, []
 
-    def _flush(self) -> None:
-        """Send the blotter when it changed since the last message."""
-        self._timer = None
+    def _flush(self) -> bool:
+        """Send the blotter when it changed since the last message; whether it did."""
         if self.closed:
-            return
+            return False
         content = self.snapshot()
         if content == self._last:
-            return
+            return False
         self._last = content
         self._seq += 1
         self.send({"kind": "update", "seq": self._seq, **content})
         self.updates_sent += 1
-        self._sent_at = self.loop.time()
+        return True
 
     def _changed(self) -> None:
         """Something shown may have changed: send the blotter with the next update, at most one per INTERVAL."""
-        if self._greeted and self._timer is None and not self.closed:
-            self._timer = self.loop.call_later(max(0.0, self._sent_at + INTERVAL - self.loop.time()), self._flush)
+        if self._greeted:
+            self._throttle.poke()
 
     def _tick(self) -> None:
         """Open P&L moves with prices and a lockout ends with time: look again while either is shown (and the
@@ -178,10 +174,9 @@ class Blotter(LabWidget):
             self._changed()
 
     def _stop(self) -> None:
-        for handle in (self._timer, self._ticker):
-            if handle is not None:
-                handle.cancel()
-        self._timer = self._ticker = None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     # ------------------------------------------------------------------ what the suite tells the blotter
 
@@ -300,16 +295,12 @@ class Blotter(LabWidget):
         self._changed()
 
 
-def _side(side: OrderSide) -> str:
-    return "buy" if side is OrderSide.BUY else "sell"
-
-
 def _ms(stamp: Any) -> int:
     return int(stamp.timestamp() * 1000)
 
 
 def _fill(trade: Trade, symbol: str, decimals: int) -> dict[str, Any]:
-    return {"id": trade.id, "symbol": symbol, "side": _side(trade.side), "size": trade.size, "price": trade.price,
+    return {"id": trade.id, "symbol": symbol, "side": side_text(trade.side), "size": trade.size, "price": trade.price,
             "pnl": trade.profit_and_loss, "fees": trade.fees, "order_id": trade.order_id,
             "time": _ms(trade.creation_timestamp), "decimals": decimals}
 

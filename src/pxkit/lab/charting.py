@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 import traitlets
 
-from ..enums import OrderSide
 from ..errors import InputError
 from ..events import Event, EventType
 from ..indicators import add_indicators, vwap
@@ -22,9 +21,8 @@ from ..instrument.sessions import DAY_OPEN, NEW_YORK, trading_day
 from ..models import Trade
 from ..payloads import BarEvent
 from ..times import to_us
-from .widget import STATIC, LabWidget, Message
+from .widget import INTERVAL, STATIC, LabWidget, Message, side_text
 
-INTERVAL = 0.1  # seconds between two deltas at least: updates reach the page at ~10 Hz at most
 MAX_MARKERS = 300  # fill markers kept, the newest
 DEFAULT_INDICATORS = ("sma_50", "ema_20", "bollinger", "vwap")  # the 20-bar SMA is the Bollinger middle already
 TIME_ZONE = "America/New_York"  # the zone of the trading day: 18:00 opens it
@@ -85,10 +83,9 @@ class Chart(LabWidget):
         self._origin_ms: float | None = None
         self._fills: dict[int, dict[str, Any]] = {}  # marker changes since the last message, by fill id
         self._markers: OrderedDict[int, dict[str, Any]] = OrderedDict()
-        self._timer: Any = None
-        self._sent_at = -math.inf  # loop time of the last delta
         super().__init__(ctx.positions.loop, symbol=ctx.symbol, timeframe=name, bars=bars,
                          tick_size=ctx.instrument_info.tick_size, time_zone=time_zone)
+        self._throttle = self.throttle(INTERVAL, self._flush)
         for trade in ctx.positions.trades:
             self._markers[trade.id] = self._marker(trade)
         self._trim_markers()
@@ -98,7 +95,6 @@ class Chart(LabWidget):
             self.listen(ctx.event_bus, kind, self._on_position)
         ctx.positions.on_fill(self._on_fill)
         self.on_close(lambda: ctx.positions.off_fill(self._on_fill))
-        self.on_close(self._stop)
 
     def __repr__(self) -> str:
         return f"Chart({self.symbol} {self.timeframe}, {self.bars} bars)"
@@ -148,11 +144,10 @@ class Chart(LabWidget):
         values = b"".join(table[name].cast(pl.Float32).to_numpy().tobytes() for name in columns[1:])
         return {"columns": columns, "rows": table.height}, [times, values]
 
-    def _flush(self) -> None:
-        """Send what changed since the last message as one delta."""
-        self._timer = None
+    def _flush(self) -> bool:
+        """Send what changed since the last message as one delta; whether there was any."""
         if self.closed or self._origin_ms is None:  # nothing changed since the last message
-            return
+            return False
         shown = self._shown()
         content, buffers = self._table(shown.clear() if self._since is None else
                                        shown.filter(pl.col("timestamp") >= self._since))
@@ -163,19 +158,14 @@ class Chart(LabWidget):
         self._fills.clear()
         self.send(content, buffers)
         self.updates_sent += 1
-        self._sent_at = self.loop.time()
+        return True
 
     def _changed(self) -> None:
         """Something shown changed: send it with the next delta, at most one per INTERVAL."""
         if self._origin_ms is None:
             self._origin_ms = time.time() * 1000
-        if self._greeted and self._timer is None and not self.closed:
-            self._timer = self.loop.call_later(max(0.0, self._sent_at + INTERVAL - self.loop.time()), self._flush)
-
-    def _stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._greeted:
+            self._throttle.poke()
 
     # ------------------------------------------------------------------ what the suite tells the chart
 
@@ -204,7 +194,7 @@ class Chart(LabWidget):
     def _marker(self, trade: Trade) -> dict[str, Any]:
         """A fill as the page draws it: on the bar its time falls in."""
         start_us = self.ctx.data.bars[self.timeframe].bucket(to_us(trade.creation_timestamp))[0]
-        return {"id": trade.id, "time": start_us // 1_000_000, "side": "buy" if trade.side is OrderSide.BUY else "sell",
+        return {"id": trade.id, "time": start_us // 1_000_000, "side": side_text(trade.side),
                 "size": trade.size, "price": trade.price}
 
     def _trim_markers(self) -> None:

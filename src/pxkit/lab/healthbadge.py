@@ -7,7 +7,6 @@ from typing import Any
 
 from ..errors import InputError
 from ..events import Event, EventType
-from ..loops import running_loop
 from ..suite import TradingSuite
 from .widget import STATIC, LabWidget, Message, suite_loop
 
@@ -51,10 +50,7 @@ class Health(LabWidget):
         for ctx in suite.contexts.values():
             self.listen(ctx.event_bus, EventType.STALE_FEED, self._on_event)
         self.on_close(self._stop)
-        if running_loop() is self.loop:
-            self._look()
-        else:
-            self.loop.call_soon_threadsafe(self._look)
+        self.on_loop(self._look)
 
     def __repr__(self) -> str:
         return f"Health({self.state.get('health', 'unknown')}, {self.state.get('score', '?')})"

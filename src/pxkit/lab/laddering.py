@@ -14,23 +14,22 @@ from ..errors import InputError
 from ..events import Event, EventType
 from ..instrument.context import InstrumentContext
 from ..models import MarketTrade, Order, tick_decimals
-from .widget import STATIC, LabWidget, Message
+from .widget import INTERVAL, STATIC, LabWidget, Message, side_text
 
 log = logging.getLogger(__name__)
 
-INTERVAL = 0.1  # seconds between two deltas at least: updates reach the page at ~10 Hz at most
 EDGE_ROWS = 2  # the ladder re-centres once the last price comes within this many rows of its top or bottom
 MAX_LEVELS = 100  # rows above and below the centre, at most
 _POSITION_EVENTS = (EventType.POSITION_OPENED, EventType.POSITION_CHANGED, EventType.POSITION_CLOSED)
 
 
-class Ticket(Protocol):
+class Stager(Protocol):
     """What a ladder hands a picked price to: `stage(price)` stages a limit order at that price."""
 
     def stage(self, price: float) -> Any: ...
 
 
-def ladder(ctx: InstrumentContext, levels: int = 10, ticket: Ticket | None = None) -> Ladder:
+def ladder(ctx: InstrumentContext, levels: int = 10, ticket: Stager | None = None) -> Ladder:
     """A live price ladder of `ctx`: `levels` rows above and below the centre price, each with the book's bid and
     ask size at that price and the user's working orders there; the last trade and the position's average price
     are marked. Clicking a row stages a limit order at its price on `ticket` (see `Ladder.link`); the cancel button in a
@@ -69,7 +68,7 @@ class Ladder(LabWidget):
     tick_size = traitlets.Float().tag(sync=True)
     decimals = traitlets.Int().tag(sync=True)
 
-    def __init__(self, ctx: InstrumentContext, levels: int = 10, ticket: Ticket | None = None) -> None:
+    def __init__(self, ctx: InstrumentContext, levels: int = 10, ticket: Stager | None = None) -> None:
         if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= MAX_LEVELS:
             raise InputError(f"levels must be a whole number from 1 to {MAX_LEVELS}, got {levels!r}")
         _check_ticket(ticket)
@@ -85,25 +84,23 @@ class Ladder(LabWidget):
         self._shown: dict[str, Any] = {}  # the view as the pages last got it
         self._seq = 0  # of the last message that changed the view
         self._greeted = False  # a view has asked for the state: deltas are worth sending from then on
-        self._timer: asyncio.TimerHandle | None = None
-        self._sent_at = -math.inf  # loop time of the last delta
         self._tasks: set[asyncio.Task[None]] = set()  # cancels on their way
         super().__init__(ctx.positions.loop, symbol=ctx.symbol, levels=levels, tick_size=info.tick_size,
                          decimals=self._decimals)
+        self._throttle = self.throttle(INTERVAL, self._flush)
         self.listen(ctx.event_bus, EventType.TICK, self._on_trade)
         self.listen(ctx.event_bus, EventType.DEPTH_UPDATE if ctx.orderbook is not None else EventType.QUOTE_UPDATE,
                     self._on_market)
         for kind in _POSITION_EVENTS:
             self.listen(ctx.event_bus, kind, self._on_market)
         self.on_close(ctx.orders.observe(self._on_order))
-        self.on_close(self._stop)
 
     def __repr__(self) -> str:
         return f"Ladder({self.symbol}, {self.levels} levels each side)"
 
     # ------------------------------------------------------------------ the ticket
 
-    def link(self, ticket: Ticket | None) -> None:
+    def link(self, ticket: Stager | None) -> None:
         """Stage picked prices on `ticket` (anything with a `stage(price)` method) from now on; None unlinks."""
         _check_ticket(ticket)
         self.ticket = ticket
@@ -153,7 +150,7 @@ class Ladder(LabWidget):
             left = order.size - order.fill_volume
             side = buys if order.side is OrderSide.BUY else sells
             side[at] = side.get(at, 0) + left
-            orders.append([order.id, "buy" if order.side is OrderSide.BUY else "sell", left, self._price(at)])
+            orders.append([order.id, side_text(order.side), left, self._price(at)])
         view.update(prices=[self._price(t) for t in ticks],
                     bids=[int(bid) for _, bid, _ in depth], asks=[int(ask) for _, _, ask in depth],
                     buys=[buys.get(t, 0) for t in ticks], sells=[sells.get(t, 0) for t in ticks], orders=orders)
@@ -168,30 +165,25 @@ class Ladder(LabWidget):
             self._shown = view
         return {"kind": "state", "seq": self._seq, **view}, []
 
-    def _flush(self) -> None:
-        """Send what changed since the last message as one delta (nothing when nothing shown changed)."""
-        self._timer = None
+    def _flush(self) -> bool:
+        """Send what changed since the last message as one delta (nothing when nothing shown changed); whether it
+        did."""
         if self.closed:
-            return
+            return False
         view = self.view()
         changed = {key: value for key, value in view.items() if self._shown.get(key) != value}
         if not changed:
-            return
+            return False
         self._shown = view
         self._seq += 1
         self.send({"kind": "delta", "seq": self._seq, **changed}, [])
         self.updates_sent += 1
-        self._sent_at = self.loop.time()
+        return True
 
     def _changed(self) -> None:
         """Something shown may have changed: look with the next delta, at most one per INTERVAL."""
-        if self._greeted and self._timer is None and not self.closed:
-            self._timer = self.loop.call_later(max(0.0, self._sent_at + INTERVAL - self.loop.time()), self._flush)
-
-    def _stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._greeted:
+            self._throttle.poke()
 
     def _notice(self, text: str) -> None:
         log.info("%s ladder: %s", self.symbol, text)

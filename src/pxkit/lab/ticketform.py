@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..client.orders import build_order_request, order_side
-from ..enums import OrderSide, OrderType
+from ..enums import OrderType
 from ..errors import InputError
 from ..html import fixed
 from ..instrument.brackets import bracket_entry
 from ..instrument.context import InstrumentContext
+from .widget import side_text
 
 TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
          "trailing_stop": OrderType.TRAILING_STOP, "join_bid": OrderType.JOIN_BID, "join_ask": OrderType.JOIN_ASK}
@@ -154,7 +155,7 @@ def side_name(side: object) -> str:
     """'buy' or 'sell' from any side the order manager takes, or InputError."""
     if not isinstance(side, str | int) or isinstance(side, bool):
         raise InputError(f"side must be 'buy' or 'sell', got {side!r}")
-    return "buy" if order_side(side) is OrderSide.BUY else "sell"
+    return side_text(order_side(side))
 
 
 def _number(value: object, name: str) -> float:

@@ -51,14 +51,12 @@ from ..events import Event, EventType
 from ..html import fixed
 from ..instrument.brackets import BracketHandle, OrderHandle
 from ..instrument.context import InstrumentContext
-from ..loops import running_loop
 from ..models import tick_decimals
 from .ticketform import TYPES, FormReader, Plan, side_name
-from .widget import STATIC, LabWidget, Message
+from .widget import INTERVAL, STATIC, LabWidget, Message
 
 log = logging.getLogger(__name__)
 
-INTERVAL = 0.1  # seconds between two live updates at least (~10 Hz)
 SLOW_ANSWER = 10.0  # seconds without an answer to a placement before the ticket says the order may be live
 FOLLOWING = ("sending", "working", "unknown")  # stages in which the ticket's stage follows the order sent
 _ORDER_EVENTS = (EventType.ORDER_PLACED, EventType.ORDER_FILLED, EventType.ORDER_PARTIAL_FILL,
@@ -103,13 +101,12 @@ class Ticket(LabWidget):
         self._tags: dict[str, int] = {}  # tag -> id of the orders pushed while the last send awaited its answer
         self._placing: asyncio.Task[None] | None = None  # the placement awaiting its answer
         self._slow: asyncio.TimerHandle | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._sent_at = -math.inf
         self._greeted = False
         self._price_dirty = self._status_dirty = False
         self.prices_sent = 0
         super().__init__(ctx.orders.loop, symbol=ctx.symbol, tick_size=ctx.instrument_info.tick_size,
                          tick_value=ctx.instrument_info.tick_value)
+        self._throttle = self.throttle(INTERVAL, self._flush)
         for kind in _ORDER_EVENTS:
             self.listen(ctx.event_bus, kind, self._on_order)
         for kind in (EventType.QUOTE_UPDATE, EventType.BAR_UPDATED):
@@ -165,11 +162,7 @@ class Ticket(LabWidget):
             raise InputError(f"price must be a positive number, got {price!r}")
         if side is not None:
             side = side_name(side)
-        snapped = self.ctx.instrument_info.round_price(price)
-        if running_loop() is self.loop:
-            self._staged(snapped, side)
-        else:
-            self.loop.call_soon_threadsafe(self._staged, snapped, side)
+        self.on_loop(self._staged, self.ctx.instrument_info.round_price(price), side)
 
     def _from_python(self, content: dict[str, Any]) -> None:
         self._received(self, content, [])  # what the comm calls for a page's message, on any thread
@@ -312,15 +305,17 @@ class Ticket(LabWidget):
         self._handle, self._unknown_tag = self.ctx.orders.handle(order_id), None
         self._show(self._order_status())
 
-    def _show(self, status: dict[str, Any]) -> None:
-        """Record the last order's status and send it; while the ticket follows that order, its stage moves too."""
+    def _show(self, status: dict[str, Any]) -> bool:
+        """Record the last order's status and send it if it changed (whether it did); while the ticket follows that
+        order, its stage moves too."""
         if self.closed or status == self._status:
-            return
+            return False
         self._status = status
         if self._step in FOLLOWING:
             self._step = status["outcome"]
             self._message = status["text"] if status["outcome"] in ("error", "unknown") else ""
         self.send({"kind": "status", "stage": self._step, "message": self._message, **status})
+        return True
 
     def _order_status(self) -> dict[str, Any]:
         """The tracked order's status: "working" while it (or a bracket leg) is live or legs are awaited."""
@@ -380,37 +375,34 @@ class Ticket(LabWidget):
                 self._adopt(order.id)
         if self._handle is not None:
             self._status_dirty = True  # read at the flush: a bracket links its legs after their first event
-            self._schedule()
+            self._throttle.poke()
 
     def _on_market(self, _event: Event[Any]) -> None:
         if self._greeted:
             self._price_dirty = True
-            self._schedule()
+            self._throttle.poke()
 
-    def _schedule(self) -> None:
-        if self._timer is None and not self.closed:
-            self._timer = self.loop.call_later(max(0.0, self._sent_at + INTERVAL - self.loop.time()), self._flush)
-
-    def _flush(self) -> None:
-        self._timer = None
+    def _flush(self) -> bool:
+        """Send the order status and the price if they changed; whether anything was sent."""
         if self.closed:
-            return
-        self._sent_at = self.loop.time()
+            return False
+        sent = False
         if self._status_dirty and self._handle is not None:
             self._status_dirty = False
-            self._show(self._order_status())
+            sent = self._show(self._order_status())
         if self._price_dirty:
             self._price_dirty = False
             self.send({"kind": "price", **self._price()})
             self.prices_sent += 1
+            sent = True
+        return sent
 
     def _price(self) -> dict[str, float | None]:
         bid, ask = self.ctx.book_top()
         return {"last": self.ctx.data.last_price, "bid": bid, "ask": ask}
 
     def _stop(self) -> None:
-        for timer in (self._timer, self._slow):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._slow = None
+        if self._slow is not None:
+            self._slow.cancel()
+            self._slow = None
 

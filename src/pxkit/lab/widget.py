@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..enums import OrderSide
 from ..errors import InputError
 from ..events import EventBus, EventType, Handler
 from ..loops import running_loop
@@ -19,6 +21,7 @@ from ..loops import running_loop
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"  # the bundles built from widgets/ (npm run build)
+INTERVAL = 0.1  # seconds between two live updates of a page at least: ~10 a second at most
 Message = tuple[dict[str, Any], list[bytes]]  # a custom message: JSON content and binary buffers
 
 
@@ -52,6 +55,19 @@ class LabWidget(anywidget.AnyWidget):
     def on_close(self, undo: Callable[[], None]) -> None:
         """Call `undo` (on the widget's loop) when the widget is closed."""
         self._undo.append(undo)
+
+    def throttle(self, interval: float, flush: Callable[[], bool]) -> Throttle:
+        """A `Throttle` of `flush` on the widget's loop, closed with the widget."""
+        throttle = Throttle(self.loop, interval, flush)
+        self.on_close(throttle.close)
+        return throttle
+
+    def on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """`fn(*args)` on the widget's loop: now if this is it, else soon (the caller may be on any thread)."""
+        if running_loop() is self.loop:
+            fn(*args)
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
 
     def state_message(self) -> Message:
         """The whole state for a view that just said hello."""
@@ -90,6 +106,47 @@ class LabWidget(anywidget.AnyWidget):
         else:
             self.loop.call_soon_threadsafe(_run_all, undo)
         super().close()
+
+
+class Throttle:
+    """Runs `flush` on `loop` at most once per `interval` seconds after the sends it made: `poke()` after a change
+    asks for a run (at once if the last send is that old already), `pending` says one is due, `close()` drops it
+    and ignores the pokes from then on. `flush` returns whether it sent something (a run that sent nothing does not
+    delay the next one)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float, flush: Callable[[], bool]) -> None:
+        self.loop = loop
+        self.interval = interval
+        self._flush = flush
+        self._timer: asyncio.TimerHandle | None = None
+        self._sent_at = -math.inf  # loop time of the last run that sent
+        self._closed = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether a run is due."""
+        return self._timer is not None
+
+    def poke(self) -> None:
+        """Something shown changed: run with the next slot (one run serves every poke before it)."""
+        if self._timer is None and not self._closed:
+            self._timer = self.loop.call_later(max(0.0, self._sent_at + self.interval - self.loop.time()), self._run)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed = True
+
+    def _run(self) -> None:
+        self._timer = None
+        if self._flush():
+            self._sent_at = self.loop.time()
+
+
+def side_text(side: OrderSide) -> str:
+    """An order side as the pages write it: "buy" or "sell"."""
+    return "buy" if side is OrderSide.BUY else "sell"
 
 
 def _run_all(undo: list[Callable[[], None]]) -> None:
