@@ -1,6 +1,6 @@
 """notebooks/07_dashboard.ipynb in chromium, in JupyterLab and as a Voila app, trading on a `pxkit sim` process: a
 bracket placed by clicking in the ticket, a ladder click that stages a limit order, a cancel from the blotter and
-flatten-all, each checked in the page, at the simulator and (in JupyterLab) in the kernel's suite."""
+flatten-all, each checked in the page, at the simulator and in the kernel's suite."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ print(json.dumps(suite.event_bus.handler_count() + sum(
     c.event_bus.handler_count() + len(c.positions._fill_listeners) + len(c.orders._observers)
     for c in suite.contexts.values())))"""
 
-Python = Callable[[], dict[str, Any]] | None  # the kernel suite's state, where the test can ask the kernel
+KERNEL_ID = "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+
+Python = Callable[[], dict[str, Any]]  # the state of the kernel's suite
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,9 @@ def test_the_dashboard_as_a_voila_app(chromium_ready, gateway, guarded, artifact
     try:
         page.set_default_timeout(90_000)
         page.goto(server.url)
-        trade_through_the_dashboard(page, gateway, None, artifacts / "dashboard_voila", busy=None)
+        kernel = page.evaluate(KERNEL_ID)
+        trade_through_the_dashboard(page, gateway, lambda: server.value(kernel, SUITE_STATE),
+                                    artifacts / "dashboard_voila", busy=None)
     finally:
         server.stop()
     assert guard.blocked == []  # no Font Awesome from a CDN: the template leaves it out
@@ -151,9 +155,8 @@ def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, sho
     at_sim = gateway.until(lambda: len(gateway.positions()) == 1 and len(gateway.orders()) == 2
                            and (gateway.positions(), gateway.orders()))
     assert [p["size"] for p in at_sim[0]] == [1]  # one contract, not two: the double click sent once
-    if python is not None:
-        state = python()
-        assert (state["size"], state["working"], state["legs"]) == (1, 2, [True, True]), state
+    state = python()
+    assert (state["size"], state["working"], state["legs"]) == (1, 2, [True, True]), state
     shot(page, shots, "bracket")
 
     # A ladder click stages a buy limit at the lowest price shown; sent, it rests; cancelled from the blotter.
@@ -186,8 +189,7 @@ def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, sho
     assert still_busy is None or still_busy()  # done while the other cell runs, not after it
     page.wait_for_function(f"""() => !document.querySelector('{BLOTTER} tr[data-position], {BLOTTER} tr[data-order-id]')
                                      && document.querySelector('{BLOTTER}').dataset.busy !== '1'""")
-    if python is not None:
-        assert python()["flat"] is True
+    assert python()["flat"] is True
     shot(page, shots, "flat")
 
     # The selector shows another instrument's chart, ladder and ticket, switched on the page.
