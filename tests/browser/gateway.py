@@ -3,7 +3,6 @@ PROJECT_X_* settings, and the test reads the simulator's own orders and position
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from browser.lab_server import free_port
+from browser.lab_server import end_process, free_port
 
 USER = "demo"
 
@@ -88,10 +87,4 @@ class Gateway:
 
     def stop(self) -> None:
         self.http.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
+        end_process(self.process, signal.SIGINT)

@@ -61,6 +61,19 @@ def wait_answering(http: httpx.Client, process: subprocess.Popen, path: str, tim
         time.sleep(0.1)  # polling a child process's port: nothing to await
 
 
+def end_process(process: subprocess.Popen, how: signal.Signals = signal.SIGTERM) -> None:
+    """Signal a server under test to stop, and kill it if it still runs 15 s later."""
+    if process.poll() is not None:
+        return
+    process.send_signal(how)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        process.wait(5)
+
+
 class LabServer:
     """JupyterLab serving `root`, with config, data, runtime and IPython dirs under `home`; `stop()` ends it by pid.
 
@@ -120,11 +133,6 @@ class LabServer:
         if self.process.poll() is None:
             with contextlib.suppress(httpx.HTTPError, KeyError):  # the server is going anyway
                 self.shutdown_kernels()
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        end_process(self.process)
         self.http.close()
         self._log.close()

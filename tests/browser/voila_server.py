@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +13,7 @@ from typing import Any
 import httpx
 from jupyter_client import BlockingKernelClient
 
-from browser.lab_server import environment, free_port, wait_answering
+from browser.lab_server import end_process, environment, free_port, wait_answering
 
 TOKEN = "voila-test"  # Voila's own access token, not a gateway credential
 
@@ -78,10 +76,4 @@ class VoilaServer:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
+        end_process(self.process)
