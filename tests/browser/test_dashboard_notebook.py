@@ -129,6 +129,7 @@ def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, sho
     test can run a cell, starts a long one just before flatten-all is pressed and gives what tells if it still runs."""
     page.wait_for_function(RENDERED, arg="MNQ")
     heatmap = page.locator(".pxkit-correlation")
+    page.wait_for_selector('.pxkit-correlation[data-values^="["]')  # after "computing...", the matrix
     assert heatmap.get_attribute("data-symbols") == ",".join(SYMBOLS)
     values = json.loads(heatmap.get_attribute("data-values"))
     assert [row[i] for i, row in enumerate(values)] == [1.0] * len(SYMBOLS), values
