@@ -58,7 +58,7 @@ def test_live_charts_of_a_suite_in_jupyterlab(lab, guarded, artifacts) -> None:
     assert [(c["symbol"], c["timeframe"]) for c in first] == [(s, "1min") for s in SYMBOLS]
     assert all(c["bars"] == 500 for c in first), first  # a day of history preloaded, the newest 500 shown
     # Rising and falling bodies on every chart's canvas (the library paints in its own animation frame).
-    page.wait_for_function(f"() => ({CANDLE_PIXELS})().every(c => c.up > 500 && c.down > 500)", timeout=10_000)
+    page.wait_for_function(f"() => ({CANDLE_PIXELS})().every(c => c.up > 500 && c.down > 500)", timeout=30_000)
 
     # Simulator trades reach each chart as deltas, painted within a second of reaching the chart.
     page.wait_for_function(advanced(first, "seq"), timeout=15_000)
