@@ -47,9 +47,10 @@ if not hasattr(Chart, "_untimed_flush"):
     Chart._untimed_flush = Chart._flush
     def _timed_flush(self):
         origin, start = self._origin_ms, time.time() * 1000
-        self._untimed_flush()
-        if origin is not None:
+        sent = self._untimed_flush()  # the throttle waits its interval only after a flush that sent
+        if sent:
             FLUSHES.append((start - origin, time.time() * 1000 - start))
+        return sent
     Chart._flush = _timed_flush"""
 BIG_CELLS = [
     'suite = await lab.suite("MNQ", config=ProjectXConfig.for_simulator(URL), timeframes=["1min"], '
