@@ -17,6 +17,21 @@ import nbformat
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# JS: for chart roots, the pixels in the candle colours (--pxkit-up #26a69a, --pxkit-down #ef5350) on their canvases.
+CANDLE_PIXELS = """roots => roots.map(root => {
+  let up = 0, down = 0;
+  for (const canvas of root.querySelectorAll('canvas')) {
+    if (!canvas.width || !canvas.height) continue;
+    const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 0; i < px.length; i += 4) {
+      const [r, g, b, a] = [px[i], px[i + 1], px[i + 2], px[i + 3]];
+      if (a < 250) continue;
+      if (Math.abs(r - 38) < 6 && Math.abs(g - 166) < 6 && Math.abs(b - 154) < 6) up++;
+      else if (Math.abs(r - 239) < 6 && Math.abs(g - 83) < 6 && Math.abs(b - 80) < 6) down++;
+    }
+  }
+  return {symbol: root.dataset.symbol, up, down};
+})"""
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from browser.chromium import Notebook, write_notebook
+from browser.chromium import CANDLE_PIXELS, Notebook, write_notebook
 
 SYMBOLS = ("MNQ", "ES", "MGC")
 SUITE_CELL = """from pxkit import lab
@@ -23,23 +23,6 @@ SHOWN = f"""() => ({CHARTS})().map(r => ({{symbol: r.dataset.symbol, timeframe: 
   bars: Number(r.dataset.bars), seq: Number(r.dataset.seq), lastClose: r.dataset.lastClose,
   markers: Number(r.dataset.markers), avgPrice: r.dataset.avgPrice,
   lags: [...r.pxkitLags]}}))"""
-# Pixels in the candle colours (--pxkit-up #26a69a, --pxkit-down #ef5350) on each chart's canvases.
-CANDLE_PIXELS = f"""() => ({CHARTS})().map(root => {{
-  let up = 0, down = 0;
-  for (const canvas of root.querySelectorAll('canvas')) {{
-    if (!canvas.width || !canvas.height) continue;
-    const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    for (let i = 0; i < px.length; i += 4) {{
-      const [r, g, b, a] = [px[i], px[i + 1], px[i + 2], px[i + 3]];
-      if (a < 250) continue;
-      if (Math.abs(r - 38) < 6 && Math.abs(g - 166) < 6 && Math.abs(b - 154) < 6) up++;
-      else if (Math.abs(r - 239) < 6 && Math.abs(g - 83) < 6 && Math.abs(b - 80) < 6) down++;
-    }}
-  }}
-  return {{symbol: root.dataset.symbol, up, down}};
-}})"""
-
-
 def advanced(before: list[dict], key: str) -> str:
     """JS: true once every chart's `key` differs from what `before` recorded."""
     return f"""() => {{ const was = {json.dumps({c["symbol"]: c[key] for c in before})};
@@ -58,7 +41,8 @@ def test_live_charts_of_a_suite_in_jupyterlab(lab, guarded, artifacts) -> None:
     assert [(c["symbol"], c["timeframe"]) for c in first] == [(s, "1min") for s in SYMBOLS]
     assert all(c["bars"] == 500 for c in first), first  # a day of history preloaded, the newest 500 shown
     # Rising and falling bodies on every chart's canvas (the library paints in its own animation frame).
-    page.wait_for_function(f"() => ({CANDLE_PIXELS})().every(c => c.up > 500 && c.down > 500)", timeout=30_000)
+    page.wait_for_function(f"() => ({CANDLE_PIXELS})(({CHARTS})()).every(c => c.up > 500 && c.down > 500)",
+                           timeout=30_000)
 
     # Simulator trades reach each chart as deltas, painted within a second of reaching the chart.
     page.wait_for_function(advanced(first, "seq"), timeout=15_000)

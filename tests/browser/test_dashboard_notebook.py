@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from browser.chromium import Notebook
+from browser.chromium import CANDLE_PIXELS, Notebook
 from browser.gateway import Gateway
 from browser.lab_server import LabServer
 from browser.voila_server import VoilaServer
@@ -134,6 +134,10 @@ def trade_through_the_dashboard(page: Any, gateway: Gateway, python: Python, sho
     values = json.loads(heatmap.get_attribute("data-values"))
     assert [row[i] for i, row in enumerate(values)] == [1.0] * len(SYMBOLS), values
     assert page.locator(".pxkit-health").get_attribute("data-health") == "ok"
+    # The candles in their colours: the chart reads them from CSS once it is in the page, not while the layout
+    # builds it detached.
+    page.wait_for_function(f"""() => ({CANDLE_PIXELS})([document.querySelector('.pxkit-chart[data-symbol=MNQ]')])
+                                     .every(c => c.up > 300 && c.down > 300)""", timeout=30_000)
     shot(page, shots, "rendered")
 
     # A bracket by clicking: buy 1 MNQ at market, stop 20 ticks, target 40 ticks; Review, then a double click on Send.

@@ -26,6 +26,12 @@ function colour(root, name) {
   return getComputedStyle(root).getPropertyValue(name).trim();
 }
 
+function candleColours(root) {
+  const up = colour(root, "--pxkit-up");
+  const down = colour(root, "--pxkit-down");
+  return { upColor: up, downColor: down, wickUpColor: up, wickDownColor: down };
+}
+
 function theme(root) {
   return {
     layout: {
@@ -145,9 +151,7 @@ class ChartView {
       },
     });
     this.candleSeries = this.chart.addSeries(CandlestickSeries, {
-      upColor: colour(root, "--pxkit-up"), downColor: colour(root, "--pxkit-down"),
-      borderVisible: false, wickUpColor: colour(root, "--pxkit-up"), wickDownColor: colour(root, "--pxkit-down"),
-      priceFormat: this.priceFormat,
+      ...candleColours(root), borderVisible: false, priceFormat: this.priceFormat,
     });
     this.volumeSeries = this.chart.addSeries(HistogramSeries, {
       priceScaleId: "volume", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false,
@@ -155,15 +159,23 @@ class ChartView {
     this.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     this.markerApi = createSeriesMarkers(this.candleSeries, []);
 
-    this.themeWatch = new MutationObserver(() => this.chart.applyOptions(theme(root)));
+    this.themeWatch = new MutationObserver(() => this.recolour());
     this.themeWatch.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
     this.onMessage = (content, buffers) => this.receive(content, buffers);
     model.on("msg:custom", this.onMessage);
     model.send({ kind: "hello" });
   }
 
+  // The colours come from CSS variables, which a view not yet in the document (a layout renders its children
+  // before attaching them) does not have: read them again with each state, which arrives once the view is shown.
+  recolour() {
+    this.chart.applyOptions(theme(this.root));
+    this.candleSeries.applyOptions(candleColours(this.root));
+  }
+
   receive(content, buffers) {
     if (content.kind === "state") {
+      this.recolour();
       this.applyState(content, buffers);
     } else if (content.kind === "delta") {
       if (this.seq < 0 || content.seq <= this.seq) return; // no state yet, or already in it
