@@ -21,7 +21,7 @@ PACKAGE = Path(pxkit.__file__).parent
 # and reads `__version__` from `__init__`. `lab` is the Jupyter layer, above the suite.
 LAYERS = {
     "enums": 0, "errors": 0, "loops": 0,
-    "times": 1, "html": 1,
+    "times": 1, "html": 1, "hours": 1,
     "models": 2,
     "messages": 3, "payloads": 3,
     "codec": 4, "config": 4, "indicators": 4,
@@ -33,7 +33,7 @@ LAYERS = {
     "__init__": 10, "demo": 10,
     "cli": 11,
 }
-SIM_MAY_IMPORT = {"enums", "errors", "models", "codec", "times", "sim"}
+SIM_MAY_IMPORT = {"enums", "errors", "models", "codec", "times", "hours", "sim"}
 
 
 def _top(module: Path) -> str:

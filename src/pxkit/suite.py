@@ -37,7 +37,7 @@ from .instrument.data import RealtimeDataManager, check_history
 from .instrument.orderbook import OrderBook
 from .instrument.orders import OrderManager
 from .instrument.positions import PositionManager
-from .instrument.sessions import always_open, globex_open
+from .hours import globex_open
 from .models import Account, Contract, tick_decimals
 from .portfolio import Portfolio
 from .risk.manager import RiskManager
@@ -213,7 +213,7 @@ class TradingSuite:
         account_id = self.router.account.id
         data = RealtimeDataManager(self.client, contract, bus, symbol=symbol, timeframes=options.timeframes,
                                    max_bars=options.max_bars, stale_after=options.stale_after,
-                                   session=always_open if self.sim is not None else globex_open,
+                                   session=globex_open,
                                    clock=self.clock, max_ahead=options.max_ahead)
         context = InstrumentContext(
             symbol, contract, data,

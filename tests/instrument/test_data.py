@@ -18,7 +18,7 @@ from pxkit.enums import BarUnit, TradeType
 from pxkit.errors import InputError
 from pxkit.events import Event, EventBus, EventType
 from pxkit.instrument.data import RealtimeDataManager
-from pxkit.instrument.sessions import globex_open
+from pxkit.hours import globex_open
 from pxkit.models import Bar, Contract, MarketTrade, Quote
 from pxkit.payloads import BarEvent, FeedStatus
 from pxkit.sim import SimServer
@@ -81,7 +81,8 @@ async def forming_now(sim: SimServer, px: ProjectX, timeframes) -> tuple[datetim
 
 
 @pytest.mark.parametrize(("max_bars", "loaded"), [
-    (2000, {"1min": 1440, "5min": 288, "1hr": 24, "1day": 1}),  # a whole day of each
+    # the day back reaches the session's open on Sunday 18:00 New York (23:00 UTC), 15.5 hours ago
+    (2000, {"1min": 932, "5min": 187, "1hr": 16, "1day": 1}),
     (5, {"1min": 6, "5min": 6, "1hr": 6, "1day": 1}),  # max_bars closed ones and the forming one
 ])
 async def test_initialize_seeds_every_timeframe_with_the_gateway_bars(sim, px, max_bars, loaded) -> None:

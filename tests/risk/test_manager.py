@@ -19,7 +19,7 @@ from pxkit.client.http import ProjectX
 from pxkit.client.orders import build_order_request
 from pxkit.config import ProjectXConfig
 from pxkit.events import EventBus
-from pxkit.instrument.sessions import trading_day
+from pxkit.hours import trading_day
 from pxkit.payloads import RiskBreach
 from pxkit.risk.manager import RiskManager
 from pxkit.risk.rules import OrderIntent, RiskConfig, Rule, trading_day_bounds

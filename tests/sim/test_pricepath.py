@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pxkit.enums import BarUnit
+from pxkit.hours import globex_open, sessions_between
 from pxkit.models import Bar, Contract
 from pxkit.sim.clock import DEFAULT_START
 from pxkit.sim.market import Market
@@ -166,7 +167,7 @@ def test_calendar_buckets_are_aligned_and_aggregate_the_minute_bars(unit, n, lo,
 
 
 @pytest.mark.parametrize(("unit", "n", "span"), [
-    (SECOND, 5, 10 * MIN), (MINUTE, 1, HOUR), (MINUTE, 15, 4 * HOUR), (HOUR_U, 1, DAY), (DAY_U, 1, 5 * DAY)],
+    (SECOND, 5, 10 * MIN), (MINUTE, 1, HOUR), (MINUTE, 15, 4 * HOUR), (HOUR_U, 1, DAY), (DAY_U, 1, 8 * DAY)],
     ids=["5-seconds", "minute", "15-minutes", "hour", "day"])
 def test_bars_end_at_now_and_the_forming_bar_is_optional(unit, n, span):
     m, now = market(), NOW + 37 * SEC + 500_000
@@ -177,7 +178,8 @@ def test_bars_end_at_now_and_the_forming_bar_is_optional(unit, n, span):
     with_partial = m.bars(MNQ, now - span, now + DAY, now, unit, n, include_partial=True)
     closed = m.bars(MNQ, now - span, now + DAY, now, unit, n, include_partial=False)
     assert with_partial[:-1] == closed and len(closed) >= 4
-    assert to_us(with_partial[-1].timestamp) == forming and to_us(closed[-1].timestamp) == forming - width
+    previous = forming - (3 * DAY if unit is DAY_U else width)  # NOW is a Monday: Friday's trading day before it
+    assert to_us(with_partial[-1].timestamp) == forming and to_us(closed[-1].timestamp) == previous
     expected = aggregate(tick_rows(m.ticks_between(MNQ, forming - 1, now)), lambda t: forming)
     assert [bar_ticks(with_partial[-1], contract)] == expected
     assert contract.to_ticks(with_partial[-1].close) == m.last_trade(MNQ, now)[0]
@@ -201,7 +203,9 @@ def test_bar_prices_are_floats_on_the_contract_grid(contract):
     spec = m.contract(contract)
     bars = m.bars(contract, NOW - 3 * HOUR, NOW, NOW, MINUTE, 1, True) + m.bars(
         contract, NOW - 20 * DAY, NOW, NOW, DAY_U, 1, True)
-    assert len(bars) == 180 + 20
+    days = [o for o, _ in sessions_between(from_us(NOW - 20 * DAY), from_us(NOW)) if to_us(o) >= NOW - 20 * DAY]
+    assert len(days) == 13  # 20 days back from a Monday: three weekends and Washington's Birthday are closed
+    assert len(bars) == 180 + len(days)
     for b in bars:
         prices = (b.open, b.high, b.low, b.close)
         assert all(type(x) is float and spec.on_grid(x) for x in prices), (b, spec.tick_size)
@@ -209,12 +213,13 @@ def test_bar_prices_are_floats_on_the_contract_grid(contract):
         assert type(b.volume) is int and b.volume > 0
 
 
-@pytest.mark.parametrize(("n", "count"), [(1, 30 * 1440), (15, 30 * 96)])
-def test_a_30_day_window_has_every_bar_once_in_order(n, count):
+@pytest.mark.parametrize(("n", "count"), [(1, 19 * 23 * 60 + 930), (15, 19 * 23 * 4 + 62)])
+def test_a_30_day_window_has_a_bar_for_every_open_bucket_once_in_order(n, count):
     starts = path().bars(NOW - 30 * DAY, NOW, NOW, MINUTE, n).start.tolist()
-    assert len(starts) == count and len(set(starts)) == count
-    assert starts[0] == NOW - 30 * DAY and starts[-1] == NOW - n * MIN
-    assert all(b - a == n * MIN for a, b in pairwise(starts))
+    opens = sorted({t - t % (n * MIN) for t in range(NOW - 30 * DAY, NOW, MIN) if globex_open(from_us(t))})
+    # from Saturday 2026-01-31: 19 sessions of 23 hours (Washington's Birthday closed), then 15.5 hours of Monday's
+    assert starts == opens and len(starts) == count
+    assert starts[0] == utc(2026, 2, 1, 23) and starts[-1] == NOW - n * MIN
     if n > 1:  # the same through Market.bars (slow per bar, so only the 15-minute window)
         bars = market().bars(MNQ, NOW - 30 * DAY, NOW, NOW, MINUTE, n, include_partial=False)
         assert [to_us(b.timestamp) for b in bars] == starts
@@ -237,20 +242,19 @@ def test_a_window_ending_inside_a_bar_still_returns_the_whole_bar(unit, cut):
     assert rows(p.bars(lo, lo + cut, NOW, unit, 1)) == whole
 
 
-@pytest.mark.parametrize(("lo", "opens", "hours"), [
-    (utc(2026, 3, 5), [23, 23, 23, 22, 22, 22, 22], [24, 24, 23, 24, 24, 24, 24]),  # DST starts 2026-03-08
-    (utc(2026, 10, 29), [22, 22, 22, 23, 23, 23, 23], [24, 24, 25, 24, 24, 24, 24]),  # DST ends 2026-11-01
+@pytest.mark.parametrize(("lo", "opens"), [
+    (utc(2026, 3, 5), [(5, 23), (8, 22), (9, 22), (10, 22), (11, 22)]),  # DST starts on Sunday 2026-03-08
+    (utc(2026, 10, 29), [(29, 22), (1, 23), (2, 23), (3, 23), (4, 23)]),  # DST ends on Sunday 2026-11-01
 ], ids=["dst-start", "dst-end"])
-def test_daily_bars_follow_the_new_york_trading_day_across_dst(lo, opens, hours):
+def test_daily_bars_follow_the_new_york_trading_day_across_dst(lo, opens):
     p, now = path(), lo + 10 * DAY
     daily = rows(p.bars(lo, lo + 7 * DAY, now, DAY_U, 1))
     starts = [r[0] for r in daily]
-    assert starts == [lo + i * DAY + h * HOUR for i, h in enumerate(opens)]  # UTC hour of 18:00 New York
+    assert [(from_us(t).day, from_us(t).hour) for t in starts] == opens  # UTC hour of 18:00 New York
     assert all(at_18_new_york(from_us(t)) for t in starts)
-    ends = [t + h * HOUR for t, h in zip(starts, hours, strict=True)]
-    assert ends[:-1] == starts[1:]
-    for bar, end in zip(daily, ends, strict=True):  # a day is every minute from its 18:00 to the next one
-        minutes = rows(p.bars(bar[0], end, now, MINUTE, 1))
+    for bar in daily:  # a day is every minute from its 18:00 to 17:00 New York, 23 hours whatever the offset
+        end = bar[0] + 23 * HOUR
+        minutes = rows(p.bars(bar[0], end + HOUR, now, MINUTE, 1))
         assert [r[0] for r in minutes] == list(range(bar[0], end, MIN))
         assert [bar] == aggregate(minutes, lambda t, start=bar[0]: start)
     bars = market().bars(MNQ, lo, lo + 7 * DAY, now, DAY_U, 1, include_partial=False)
@@ -262,7 +266,7 @@ def test_weeks_are_seven_trading_days_from_sunday_18_00_new_york():
     weekly = rows(p.bars(lo, utc(2026, 3, 22), now, WEEK, 1))
     assert [r[0] for r in weekly] == [lo, utc(2026, 3, 1, 23), utc(2026, 3, 8, 22), utc(2026, 3, 15, 22)]
     daily = rows(p.bars(lo, utc(2026, 3, 22, 22), now, DAY_U, 1))
-    assert len(daily) == 28 and weekly == aggregate(daily, calendar(WEEK))
+    assert len(daily) == 4 * 5 and weekly == aggregate(daily, calendar(WEEK))
     pairs = (lo, utc(2026, 3, 8, 22))  # two-week buckets count from the path's first week, 2020-01-05
     two = rows(p.bars(lo - 7 * DAY, utc(2026, 3, 22), now, WEEK, 2))
     assert two == aggregate(weekly, lambda t: max(s for s in pairs if s <= t))

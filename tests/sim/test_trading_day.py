@@ -52,11 +52,12 @@ async def test_retrieve_bars_days_open_at_18_00_new_york_across_dst():
 
         days = await bars("2026-03-05T00:00:00Z", "2026-03-11T00:00:00Z", BarUnit.DAY)
         assert [b.timestamp for b in days] == [datetime(2026, 3, d, h, tzinfo=UTC) for d, h in
-                                               ((5, 23), (6, 23), (7, 23), (8, 22), (9, 22), (10, 22))]
-        short_day = days[2]  # Saturday 18:00 EST to Sunday 18:00 EDT: 23 hours
-        minutes = await bars("2026-03-07T23:00:00Z", "2026-03-08T22:00:00Z", BarUnit.MINUTE)
-        assert len(minutes) == 23 * 60 and minutes[0].timestamp == short_day.timestamp
-        assert (short_day.open, short_day.high, short_day.low, short_day.close, short_day.volume) == (
+                                               ((5, 23), (8, 22), (9, 22), (10, 22))]  # no weekend days
+        monday = days[1]  # Sunday 18:00 EDT, the day DST began, to Monday 17:00 EDT: 23 hours of minutes
+        minutes = await bars("2026-03-08T22:00:00Z", "2026-03-09T22:00:00Z", BarUnit.MINUTE)
+        assert len(minutes) == 23 * 60 and minutes[0].timestamp == monday.timestamp
+        assert minutes[-1].timestamp == datetime(2026, 3, 9, 20, 59, tzinfo=UTC)
+        assert (monday.open, monday.high, monday.low, monday.close, monday.volume) == (
             minutes[0].open, max(b.high for b in minutes), min(b.low for b in minutes), minutes[-1].close,
             sum(b.volume for b in minutes))
 

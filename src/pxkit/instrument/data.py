@@ -23,7 +23,7 @@ from ..stats import ComponentStats
 from ..times import from_us, to_us
 from .bars import MultiTimeframeBars, Timeframe
 from .progress import LoadProgress
-from .sessions import globex_open
+from ..hours import globex_open
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..events import Event, EventType
 from ..indicators import add_indicators, vwap
 from ..instrument.context import InstrumentContext
-from ..instrument.sessions import DAY_OPEN, NEW_YORK, trading_day
+from ..hours import DAY_OPEN, NEW_YORK, trading_day
 from ..models import Trade
 from ..payloads import BarEvent
 from ..times import to_us

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..client.instruments import is_contract_id, normalise, projectx_root
 from ..errors import ConfigError, InputError
-from ..instrument.sessions import DAY_OPEN, NEW_YORK
+from ..hours import DAY_OPEN, NEW_YORK
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAYS = frozenset(range(5))

@@ -14,7 +14,7 @@ from ..errors import OrderStateUnknownError, PxError, RiskStateError
 from ..events import Event, EventBus, EventType
 from ..instrument.brackets import TERMINAL
 from ..instrument.context import InstrumentContext
-from ..instrument.sessions import trading_day
+from ..hours import trading_day
 from ..models import Order, PlaceOrderRequest, Trade
 from ..payloads import RiskBreach
 from .exposure import Exposure

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from ..enums import OrderSide, PositionType
 from ..errors import InputError, RiskViolationError
-from ..instrument.sessions import NEW_YORK, trading_day
+from ..hours import NEW_YORK, trading_day
 from ..models import PlaceOrderRequest, Position
 from .limits import DAY_NAMES, RiskConfig, aware, trading_day_bounds
 

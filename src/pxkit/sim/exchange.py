@@ -2,6 +2,10 @@
 
 No I/O: requests come in as models, user events go out through a sink callback in the order the real
 gateway sends them (order Pending -> Filled -> trade(s) -> position -> account).
+
+The exchange keeps Globex hours: while the market is closed, market and join orders and position closes are
+refused; limit and stop orders are accepted and rest, and a limit that is marketable at the reopening fills against
+the book of the first print, as a new arrival would.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ..enums import (
     PlaceOrderError,
     UserAction,
 )
+from ..hours import globex_open
 from ..models import BracketSpec, ModifyOrderRequest, Order, PlaceOrderRequest, Trade
 from ..times import from_us, to_us
 from .ledger import AccountState, FillResult, Ledger
@@ -30,6 +35,7 @@ from .market import Book, Market
 UserSink = Callable[[int, str, UserAction, Any], None]
 _RESTING = (OrderType.LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK)
 _LEG_TYPES = (OrderType.LIMIT, OrderType.STOP, OrderType.TRAILING_STOP)
+_NEED_MARKET = (OrderType.MARKET, OrderType.JOIN_BID, OrderType.JOIN_ASK)  # refused while the market is closed
 
 
 class ExchangeError(Exception):
@@ -63,6 +69,7 @@ class OrderState:
     brackets: tuple[BracketSpec | None, BracketSpec | None] | None = None
     peer: int | None = None  # OCO partner
     parent: int | None = None  # the entry a bracket leg belongs to
+    reopening: bool = False  # a limit accepted while the market was closed: matched as new at the first print
 
     @property
     def remaining(self) -> int:
@@ -146,6 +153,11 @@ class Exchange:
         self._check_brackets(req)
         self._check_margin(account, req.contract_id, req.side, req.size)
         now = self.now_us()
+        is_open = globex_open(from_us(now))
+        if not is_open and req.type in _NEED_MARKET:
+            raise ExchangeError(PlaceOrderError.OUTSIDE_TRADING_HOURS,
+                                f"the market is closed: a {req.type.name} order needs it open; limit and stop "
+                                "orders rest until it reopens")
         price, side = self.market.last_trade(req.contract_id, now)
         book = self.market.book(req.contract_id, price, side, now)
         if req.type is OrderType.STOP:
@@ -163,7 +175,7 @@ class Exchange:
         if req.type is OrderType.MARKET:
             self._fill_from_book(order, book, None, now)
         elif req.type in _RESTING:
-            self._fill_from_book(order, book, limit, now)
+            self._match_resting(order, book, now, is_open)
         return order.id
 
     def cancel(self, account_id: int, order_id: int) -> None:
@@ -197,7 +209,7 @@ class Exchange:
         order.updated_us = now
         self._emit_order(order, UserAction.UPDATED)
         if order.type in _RESTING:
-            self._fill_from_book(order, self.market.book_at(order.contract_id, now), order.limit, now)
+            self._match_resting(order, self.market.book_at(order.contract_id, now), now, globex_open(from_us(now)))
 
     def close_position(self, account_id: int, contract_id: str, size: int | None = None) -> None:
         """Flatten (size None) or reduce a position with a market order."""
@@ -211,12 +223,15 @@ class Exchange:
         net = self.ledger.position(account_id, contract_id)
         if net == 0:
             raise ExchangeError(errors.POSITION_NOT_FOUND, f"No open position in {contract_id}")
+        now = self.now_us()
+        if not globex_open(from_us(now)):
+            raise ExchangeError(errors.ORDER_REJECTED, "the market is closed: a position closes with a market order "
+                                                      "once it reopens")
         if partial and not 0 < size <= abs(net):
             raise ExchangeError(PartialCloseError.INVALID_CLOSE_SIZE,
                                 f"close size {size} must be between 1 and {abs(net)}")
         qty = size if partial else abs(net)
         side = OrderSide.SELL if net > 0 else OrderSide.BUY
-        now = self.now_us()
         order = self._new_order(account_id, contract_id, OrderType.MARKET, side, qty, now)
         self._fill_from_book(order, self.market.book_at(contract_id, now), None, now)
 
@@ -233,7 +248,11 @@ class Exchange:
             if not order.status.is_working:
                 continue
             buy = order.side is OrderSide.BUY
-            if order.type in _RESTING:
+            if order.reopening:
+                order.reopening = False
+                book = book or self.market.book(contract_id, price, side, t_us)
+                self._fill_from_book(order, book, order.limit, t_us)
+            elif order.type in _RESTING:
                 if (buy and price < order.limit) or (not buy and price > order.limit):
                     self._fill(order, [(order.limit, order.remaining)], t_us)
             elif order.type in (OrderType.STOP, OrderType.TRAILING_STOP):
@@ -323,6 +342,13 @@ class Exchange:
         if not order.status.is_working:
             raise ExchangeError(ModifyOrderError.REJECTED, f"Order {order_id} is {order.status.name}, not working")
         return order
+
+    def _match_resting(self, order: OrderState, book: Book, t_us: int, is_open: bool) -> None:
+        """Fill a new or repriced limit as far as the book allows; while closed, leave it for the reopening."""
+        if is_open:
+            self._fill_from_book(order, book, order.limit, t_us)
+        else:
+            order.reopening = True
 
     def _fill_from_book(self, order: OrderState, book: Book, limit: int | None, t_us: int) -> None:
         """Walk the opposite side of the book up to `limit` (a market order takes the last level for the rest)."""

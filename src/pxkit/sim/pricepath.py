@@ -3,7 +3,9 @@
 Every level is derived from the one above with its own seeded generator, so any past window can be
 rebuilt on demand and always agrees with what was streamed: the ticks of a minute hit exactly that
 minute's open, high, low, close and volume. Prices are integers in ticks. The path is generated in UTC
-days; daily bars and the quote's session follow the CME trading day, which opens at 18:00 New York.
+days; daily bars and the quote's session follow the CME trading day, which opens at 18:00 New York. The market
+keeps Globex hours (`pxkit.hours`): a minute outside a session has no trades and no bar, while the walk goes on
+underneath, so the market reopens where it has drifted to.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from ..enums import BarUnit, TradeType
+from ..hours import session_bounds, sessions_between
 from .instruments import ProductSpec
 from .lru import WeightedLru
 
@@ -26,7 +28,6 @@ EPOCH_US = int(EPOCH.timestamp() * 1_000_000)
 MINUTE_US = 60_000_000
 DAY_MINUTES = 1440
 DAY_US = DAY_MINUTES * MINUTE_US
-NEW_YORK = ZoneInfo("America/New_York")
 _MAX_DAYS = 8192
 _UNIT_SECONDS = {BarUnit.SECOND: 1, BarUnit.MINUTE: 60, BarUnit.HOUR: 3600}
 _TRADING_DAYS = {BarUnit.DAY: 1, BarUnit.WEEK: 7}  # trading days per bucket of one unit
@@ -45,7 +46,7 @@ class MinuteBars:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
-    count: np.ndarray  # trades in the minute
+    count: np.ndarray  # trades in the minute (0 outside the trading sessions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +114,17 @@ class PricePath:
         wick_down = np.rint(np.abs(rng.normal(0.0, 0.6 * self._minute_sigma, DAY_MINUTES))).astype(np.int64)
         high = np.maximum(open_, close) + wick_up
         low = np.maximum(np.minimum(open_, close) - wick_down, 1)
+        closed = ~open_minutes(day)
+        count[closed] = 0
+        volume[closed] = 0
         return MinuteBars(open_, high, low, close, volume, count)
 
     def _ticks_of_minute(self, minute: int) -> Ticks:
         day, row = divmod(minute, DAY_MINUTES)
         bars = self.minutes(day)
         n = int(bars.count[row])
+        if n == 0:
+            return _NO_TICKS
         o, h, lo, c = (int(a[row]) for a in (bars.open, bars.high, bars.low, bars.close))
         rng = np.random.default_rng([*self._key, 2, minute])
         offsets = np.sort(rng.integers(0, MINUTE_US, n))
@@ -164,7 +170,7 @@ class PricePath:
         if len(parts) == 1:
             return parts[0]
         if not parts:
-            return Ticks(*(np.empty(0, dtype=np.int64) for _ in range(3)), np.empty(0, dtype=np.int8))
+            return _NO_TICKS
         return Ticks(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("time", "price", "size", "side")))
 
     def last_tick_at(self, t_us: int) -> tuple[int, int]:
@@ -174,8 +180,18 @@ class PricePath:
         i = int(np.searchsorted(ticks.time, t_us, "right")) - 1
         if i >= 0:
             return int(ticks.price[i]), int(ticks.side[i])
-        prev = self.ticks_of_minute(minute - 1)
+        prev = self.ticks_of_minute(self._traded_before(minute))
         return int(prev.price[-1]), int(prev.side[-1])
+
+    def _traded_before(self, minute: int) -> int:
+        """The last minute before `minute` that has trades (the market may have been closed for days)."""
+        day, row = divmod(minute, DAY_MINUTES)
+        while day >= 0:
+            traded = np.flatnonzero(self.minutes(day).count[:row])
+            if len(traded):
+                return day * DAY_MINUTES + int(traded[-1])
+            day, row = day - 1, DAY_MINUTES
+        raise ValueError("no trade before the start of the path")
 
     def session_minutes(self, t_us: int) -> tuple[np.ndarray, ...]:
         """Start (us) and OHLCV of the trading day's minutes that finished before t_us's minute."""
@@ -192,7 +208,10 @@ class PricePath:
         return first, first, first, 0
 
     def session_stats(self, t_us: int) -> tuple[int, int, int, int]:
-        """(open, high, low, volume) of the trading day (from 18:00 New York) up to and including t_us."""
+        """(open, high, low, volume) of the trading day (from 18:00 New York) up to and including t_us.
+
+        Until the first trade of a trading day, the statistics of the last one that traded stand.
+        """
         minute = self.minute_index(t_us)
         open_, high, low, volume = self.session_before(minute)
         ticks = self.ticks_of_minute(minute)
@@ -200,6 +219,8 @@ class PricePath:
         if i >= 0:
             run_high, run_low, run_size = self.tick_runs(minute)
             high, low, volume = max(high, int(run_high[i])), min(low, int(run_low[i])), volume + int(run_size[i])
+        elif volume == 0:
+            return self.session_stats(int(self.ticks_of_minute(self._traded_before(minute)).time[-1]))
         return open_, high, low, volume
 
     def _tick_runs(self, minute: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,15 +251,16 @@ class PricePath:
         )
 
     def _minute_columns(self, first: int, last: int) -> tuple[np.ndarray, ...]:
-        """Start (us) and OHLCV of the minutes first <= minute < last (minute indexes, first >= 0)."""
+        """Start (us) and OHLCV of the traded minutes first <= minute < last (minute indexes, first >= 0)."""
         cols: list[list[np.ndarray]] = [[] for _ in range(6)]
         for day in range(first // DAY_MINUTES, (last - 1) // DAY_MINUTES + 1):
             bars = self.minutes(day)
             lo = max(first - day * DAY_MINUTES, 0)
             hi = min(last - day * DAY_MINUTES, DAY_MINUTES)
-            minutes = np.arange(day * DAY_MINUTES + lo, day * DAY_MINUTES + hi)
-            for col, arr in zip(cols, (EPOCH_US + minutes * MINUTE_US, bars.open[lo:hi], bars.high[lo:hi],
-                                        bars.low[lo:hi], bars.close[lo:hi], bars.volume[lo:hi]), strict=True):
+            traded = lo + np.flatnonzero(bars.count[lo:hi])
+            for col, arr in zip(cols, (EPOCH_US + (day * DAY_MINUTES + traded) * MINUTE_US, bars.open[traded],
+                                        bars.high[traded], bars.low[traded], bars.close[traded],
+                                        bars.volume[traded]), strict=True):
                 col.append(arr)
         return tuple(np.concatenate(col) if col else np.empty(0, dtype=np.int64) for col in cols)
 
@@ -255,14 +277,29 @@ class PricePath:
         return cols
 
 
+_NO_TICKS = Ticks(*(np.empty(0, dtype=np.int64) for _ in range(3)), np.empty(0, dtype=np.int8))
+
+
+def _us(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1) + EPOCH_US
+
+
+@lru_cache(maxsize=512)
+def open_minutes(day: int) -> np.ndarray:
+    """Which minutes of a UTC day (counted from EPOCH) lie inside a trading session (read-only)."""
+    start = EPOCH + timedelta(days=day)
+    mask = np.zeros(DAY_MINUTES, dtype=bool)
+    for opens, closes in sessions_between(start, start + timedelta(days=1)):
+        first = max((_us(opens) - _us(start)) // MINUTE_US, 0)
+        mask[first:(_us(closes) - _us(start)) // MINUTE_US] = True
+    mask.flags.writeable = False
+    return mask
+
+
 @lru_cache(maxsize=16384)
 def _trading_day_open(day: int) -> int:
-    """Start (us) of a trading day: 18:00 New York on the evening before the date it is named by.
-
-    Days count from the Unix epoch; 18:00 New York is 22:00 UTC under daylight saving time, 23:00 UTC without.
-    """
-    eve = date(1970, 1, 1) + timedelta(days=day - 1)
-    return int(datetime.combine(eve, time(18), NEW_YORK).timestamp()) * 1_000_000
+    """Start (us) of a trading day, days counted from the Unix epoch (a weekend or holiday date too)."""
+    return _us(session_bounds(date(1970, 1, 1) + timedelta(days=day))[0])
 
 
 def _bucket_opens(lo_us: int, hi_us: int, days: int) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Globex hours in New York time from UTC inputs (Sunday open, daily break, Friday close, weekend, both DST switches);
-naive datetimes refused. trading_day's turning points are covered in tests/risk/test_rules.py."""
+"""Globex hours in New York time from UTC inputs (Sunday open, daily break, Friday close, weekend, both DST switches,
+exchange holidays); naive datetimes refused. trading_day's turning points are covered in tests/risk/test_rules.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pxkit.errors import InputError
-from pxkit.instrument.sessions import always_open, globex_open, trading_day
+from pxkit.hours import globex_open, holidays, sessions_between, trading_day
 
 
 def utc(*args: int) -> datetime:
@@ -63,8 +63,36 @@ def test_a_week_across_the_spring_switch_has_the_expected_open_hours_and_weekday
     assert days == sorted(days)  # never goes back, even over the missing hour
 
 
-def test_always_open_is_open_on_a_saturday() -> None:
-    assert always_open(utc(2026, 3, 7, 12, 0))
+@pytest.mark.parametrize(("year", "expected"), [
+    (2026, ["01-01", "01-19", "02-16", "04-03", "05-25", "06-19", "07-03", "09-07", "11-26", "12-25"]),
+    # New Year's Day 2028 is a Saturday: not kept on 2027-12-31; Christmas 2027 (Saturday) is kept on the 24th
+    (2027, ["01-01", "01-18", "02-15", "03-26", "05-31", "06-18", "07-05", "09-06", "11-25", "12-24"]),
+    (2028, ["01-17", "02-21", "04-14", "05-29", "06-19", "07-04", "09-04", "11-23", "12-25"]),
+])
+def test_the_exchange_holidays_of_a_year(year: int, expected: list[str]) -> None:
+    assert sorted(d.isoformat()[5:] for d in holidays(year)) == expected
+
+
+@pytest.mark.parametrize(("moment", "is_open"), [
+    # Good Friday 2026-04-03: Thursday closes at 17:00 EDT and nothing opens until Sunday 18:00
+    (utc(2026, 4, 2, 20, 59), True), (utc(2026, 4, 2, 22, 30), False), (utc(2026, 4, 3, 14, 0), False),
+    (utc(2026, 4, 5, 22, 0), True),
+    # Martin Luther King Jr. Day 2026-01-19 (Monday, EST): the weekend lasts until Monday 18:00
+    (utc(2026, 1, 18, 23, 30), False), (utc(2026, 1, 19, 15, 0), False), (utc(2026, 1, 19, 23, 0), True),
+    # Christmas 2026 is a Friday: Thursday's session is the week's last
+    (utc(2026, 12, 24, 21, 59), True), (utc(2026, 12, 24, 23, 30), False), (utc(2026, 12, 27, 23, 0), True),
+])
+def test_a_holiday_closes_its_whole_trading_day(moment: datetime, is_open: bool) -> None:
+    assert globex_open(moment) is is_open
+
+
+def test_sessions_between_lists_the_open_spans_of_a_holiday_week() -> None:
+    spans = sessions_between(utc(2026, 3, 29), utc(2026, 4, 6))  # the week of Good Friday
+    assert [(o.isoformat(), c.isoformat()) for o, c in spans] == [
+        (f"2026-03-{d - 1:02d}T18:00:00-04:00", f"2026-03-{d:02d}T17:00:00-04:00") for d in (30, 31)
+    ] + [("2026-03-31T18:00:00-04:00", "2026-04-01T17:00:00-04:00"),
+         ("2026-04-01T18:00:00-04:00", "2026-04-02T17:00:00-04:00"),
+         ("2026-04-05T18:00:00-04:00", "2026-04-06T17:00:00-04:00")]
 
 
 @pytest.mark.parametrize("check", [globex_open, trading_day])
