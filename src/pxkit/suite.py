@@ -30,6 +30,7 @@ from .client.resilience import CircuitState
 from .config import ProjectXConfig
 from .errors import ClosedError, InputError, PxError
 from .events import Event, EventBus, EventType
+from .hours import globex_open
 from .html import Html, badge, facts, fixed, muted, panel, signed, table
 from .instrument.bars import Timeframe
 from .instrument.context import InstrumentContext
@@ -37,7 +38,6 @@ from .instrument.data import RealtimeDataManager, check_history
 from .instrument.orderbook import OrderBook
 from .instrument.orders import OrderManager
 from .instrument.positions import PositionManager
-from .hours import globex_open
 from .models import Account, Contract, tick_decimals
 from .portfolio import Portfolio
 from .risk.manager import RiskManager

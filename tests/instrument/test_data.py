@@ -17,8 +17,8 @@ from pxkit.config import ProjectXConfig
 from pxkit.enums import BarUnit, TradeType
 from pxkit.errors import InputError
 from pxkit.events import Event, EventBus, EventType
-from pxkit.instrument.data import RealtimeDataManager
 from pxkit.hours import globex_open
+from pxkit.instrument.data import RealtimeDataManager
 from pxkit.models import Bar, Contract, MarketTrade, Quote
 from pxkit.payloads import BarEvent, FeedStatus
 from pxkit.sim import SimServer

@@ -14,8 +14,8 @@ from pages import Page, columns
 from pxkit import lab
 from pxkit.enums import OrderSide
 from pxkit.errors import InputError
-from pxkit.indicators import add_indicators, vwap
 from pxkit.hours import trading_day
+from pxkit.indicators import add_indicators, vwap
 from pxkit.lab.charting import _with_day
 from suites import open_suite
 from waiting import until

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
-from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest

@@ -17,13 +17,13 @@ from ..client.http import ProjectX
 from ..codec import slot_filler
 from ..errors import InputError, PxError
 from ..events import EventBus, EventType
+from ..hours import globex_open
 from ..models import Bar, Contract, MarketTrade, Quote
 from ..payloads import BarEvent, FeedStatus
 from ..stats import ComponentStats
 from ..times import from_us, to_us
 from .bars import MultiTimeframeBars, Timeframe
 from .progress import LoadProgress
-from ..hours import globex_open
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import traitlets
 
 from ..errors import InputError
 from ..events import Event, EventType
+from ..hours import DAY_OPEN, NEW_YORK, trading_day
 from ..indicators import add_indicators, vwap
 from ..instrument.context import InstrumentContext
-from ..hours import DAY_OPEN, NEW_YORK, trading_day
 from ..models import Trade
 from ..payloads import BarEvent
 from ..times import to_us

@@ -12,9 +12,9 @@ from typing import Any
 from ..client.http import ProjectX
 from ..errors import OrderStateUnknownError, PxError, RiskStateError
 from ..events import Event, EventBus, EventType
+from ..hours import trading_day
 from ..instrument.brackets import TERMINAL
 from ..instrument.context import InstrumentContext
-from ..hours import trading_day
 from ..models import Order, PlaceOrderRequest, Trade
 from ..payloads import RiskBreach
 from .exposure import Exposure
