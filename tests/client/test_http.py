@@ -252,13 +252,16 @@ async def test_positions_partial_and_full_close_and_trades(sim: SimServer, px: P
 # ---------------------------------------------------------------------------------------------- bars
 
 
-async def test_thirty_days_of_minute_bars_are_paged(sim: SimServer, px: ProjectX) -> None:
-    start = datetime(2026, 1, 31, 14, 30, tzinfo=UTC)
+async def test_two_months_of_minute_bars_are_paged(sim: SimServer, px: ProjectX) -> None:
+    start = datetime(2026, 1, 1, 14, 30, tzinfo=UTC)
     frame = await px.get_bars("MNQ", start_time=start, end_time=NOW)
-    assert frame.height == 43_200 == 30 * 1440
+    # New Year's Day is closed: the first bar is 18:00 New York that evening; then 39 sessions of 23 hours (MLK
+    # Day and Washington's Birthday closed) and Monday's first 15.5 hours
+    assert frame.height == 39 * 23 * 60 + 930
     assert dict(frame.schema) == BAR_DTYPES
     assert frame["timestamp"].is_sorted() and frame["timestamp"].is_unique().all()
-    assert (frame["timestamp"][0], frame["timestamp"][-1]) == (start, NOW - timedelta(minutes=1))
+    assert (frame["timestamp"][0], frame["timestamp"][-1]) == (datetime(2026, 1, 1, 23, tzinfo=UTC),
+                                                               NOW - timedelta(minutes=1))
     assert_frame_equal(frame, expected_bars(sim, start, NOW))
     bodies = sent(sim, HISTORY)
     assert len(bodies) >= 3 and all(b["limit"] <= 20_000 for b in bodies)
@@ -267,7 +270,7 @@ async def test_thirty_days_of_minute_bars_are_paged(sim: SimServer, px: ProjectX
 async def test_days_limit_and_naive_times(sim: SimServer, px: ProjectX) -> None:
     day = await px.get_bars("MNQ", days=1, end_time=NOW)
     assert_frame_equal(day, expected_bars(sim, NOW - timedelta(days=1), NOW))
-    assert day.height == 1440
+    assert day.height == 930  # the session opened on Sunday 18:00 New York, 15.5 hours before NOW
     newest = await px.get_bars("MNQ", days=1, end_time=NOW, limit=100)
     assert_frame_equal(newest, day.tail(100))
     naive = await px.get_bars("MNQ", start_time=datetime(2026, 3, 2, 12), end_time=datetime(2026, 3, 2, 14, 30))
