@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pxkit import ProjectXConfig, TradingSuite
 from pxkit.client.hublink import LinkSettings
+from pxkit.hours import sessions_between
 from pxkit.sim import SimServer
-from pxkit.times import from_us
+from pxkit.times import from_us, to_us
 
 FAST = LinkSettings(backoff=(0, 0.2, 0.5, 1.0), stale_after=1.5, keepalive_interval=0.5, connect_timeout=3)
 
@@ -30,7 +31,40 @@ async def open_suite(sim: SimServer, symbols: Sequence[str] = ("MNQ", "ES", "MGC
 
 
 def last_trade_time(sim: SimServer, contract_id: str) -> datetime:
-    """Exchange time of the newest trade the simulator has pushed for a contract."""
+    """Exchange time of the newest trade the simulator has pushed for a contract (before the last session's close
+    while the market is closed)."""
     now_us = sim.sim.clock.now_us()
     ticks = sim.sim.market.ticks_between(contract_id, now_us - 600_000_000, now_us)
+    if not len(ticks):
+        _, closes = sessions_between(from_us(now_us) - timedelta(days=5), from_us(now_us))[-1]
+        end = min(to_us(closes), now_us)
+        ticks = sim.sim.market.ticks_between(contract_id, end - 600_000_000, end)
     return from_us(int(ticks.time[-1]))
+
+
+def caught_up(sim: SimServer, suite: TradingSuite) -> bool:
+    """Every instrument has received the newest trade the simulator pushed."""
+    return all(ctx.data.bars.last_ts == last_trade_time(sim, ctx.instrument_info.id) for ctx in suite.values())
+
+
+def closed_until(suite: TradingSuite, timeframe: str, end) -> bool:
+    """Every instrument has closed its `timeframe` bars up to `end`."""
+    for ctx in suite.values():
+        bars = ctx.data.bars[timeframe].bars()
+        if not bars or bars[-1].timestamp + ctx.data.bars[timeframe].timeframe.seconds * timedelta(seconds=1) < end:
+            return False
+    return True
+
+
+UNITS = {"15sec": ("sec", 15), "1min": ("min", 1), "5min": ("min", 5)}
+
+
+async def assert_bars_are_the_gateways(suite: TradingSuite, ctx, timeframe: str, start, end) -> None:
+    """The closed `timeframe` bars the suite built in [start, end) equal History/retrieveBars over that window."""
+    frame = ctx.data.bars[timeframe].frame()
+    built = frame.filter((frame["timestamp"] >= start) & (frame["timestamp"] < end))
+    unit, n = UNITS[timeframe]
+    truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start, end_time=end, unit=unit, interval=n)
+    assert built.height == truth.height > 0, (ctx.symbol, timeframe)
+    assert built.equals(truth), (ctx.symbol, timeframe)
+

@@ -21,38 +21,11 @@ from pxkit.messages import TradesPushed
 from pxkit.models import Bar, MarketTrade
 from pxkit.payloads import BarEvent, FeedStatus
 from pxkit.sim import SimServer
-from suites import FAST, last_trade_time, open_suite
+from suites import FAST, UNITS, assert_bars_are_the_gateways, caught_up, closed_until, last_trade_time, open_suite
 from waiting import until
 
 SYMBOLS = ["MNQ", "ES", "MGC"]
 CONTRACTS = {"MNQ": "CON.F.US.MNQ.H26", "ES": "CON.F.US.EP.H26", "MGC": "CON.F.US.MGC.H26"}
-
-
-def closed_until(suite: TradingSuite, timeframe: str, end) -> bool:
-    """Every instrument has closed its `timeframe` bars up to `end`."""
-    for ctx in suite.values():
-        bars = ctx.data.bars[timeframe].bars()
-        if not bars or bars[-1].timestamp + ctx.data.bars[timeframe].timeframe.seconds * timedelta(seconds=1) < end:
-            return False
-    return True
-
-
-UNITS = {"15sec": ("sec", 15), "1min": ("min", 1), "5min": ("min", 5)}
-
-
-def caught_up(sim: SimServer, suite: TradingSuite) -> bool:
-    """Every instrument has received the newest trade the simulator pushed."""
-    return all(ctx.data.bars.last_ts == last_trade_time(sim, ctx.instrument_info.id) for ctx in suite.values())
-
-
-async def assert_bars_are_the_gateways(suite: TradingSuite, ctx, timeframe: str, start, end) -> None:
-    """The closed `timeframe` bars the suite built in [start, end) equal History/retrieveBars over that window."""
-    frame = ctx.data.bars[timeframe].frame()
-    built = frame.filter((frame["timestamp"] >= start) & (frame["timestamp"] < end))
-    unit, n = UNITS[timeframe]
-    truth = await suite.client.get_bars(ctx.instrument_info.id, start_time=start, end_time=end, unit=unit, interval=n)
-    assert built.height == truth.height > 0, (ctx.symbol, timeframe)
-    assert built.equals(truth), (ctx.symbol, timeframe)
 
 
 async def test_bars_built_live_equal_the_simulator_bars_on_three_instruments(sim: SimServer) -> None:
