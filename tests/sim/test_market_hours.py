@@ -31,21 +31,26 @@ def open_minutes(start_us: int, end_us: int) -> list[int]:
     return [t for t in range(first, end_us, MIN_US) if t >= start_us and globex_open(from_us(t))]
 
 
-async def test_no_trade_prints_during_a_halt_a_weekend_or_a_holiday_over_a_simulated_month() -> None:
+async def test_no_print_quote_or_depth_change_during_a_halt_a_weekend_or_a_holiday_over_a_simulated_month() -> None:
     config = SimConfig(seed=1, trades_per_minute=1, step_seconds=600)
     async with SimServer(config=config, hubs=HubSettings(ping_interval=0.5)) as sim:
-        probe = await HubProbe(sim.market_hub_url, sim.login(), (Target.TRADE,)).start()
+        probe = await HubProbe(sim.market_hub_url, sim.login(), (Target.TRADE, Target.QUOTE, Target.DEPTH)).start()
         try:
-            await probe.invoke("SubscribeContractTrades", [MNQ])
+            for method in ("SubscribeContractTrades", "SubscribeContractQuotes", "SubscribeContractMarketDepth"):
+                await probe.invoke(method, [MNQ])
             start = sim.sim.clock.now_us()
+            snapshots = len(probe.events)  # the quote and depth snapshots of the subscriptions
             pushed = 0
             for _ in range(MONTH_DAYS * 24):  # an hour at a time, each delivered before the clock moves on
                 pushed += sim.sim.advance(3600)
-                await probe.wait_for(lambda ev, n=pushed: sum(len(a[1]) for t, a in ev) >= n, timeout=20)
+                await probe.wait_for(lambda ev, n=pushed: sum(len(a[1]) for t, a in ev if t == Target.TRADE) >= n,
+                                     timeout=20)
             end = sim.sim.clock.now_us()
-            stamps = [parse_ts(r["timestamp"]) for args in probe.of(Target.TRADE) for r in args[1]]
+            events = probe.events[snapshots:]
         finally:
             await probe.stop()
+        trades = [r for target, args in events if target == Target.TRADE for r in args[1]]
+        stamps = [parse_ts(r["timestamp"]) for r in trades]
         assert len(stamps) == pushed > 100_000
         assert all(globex_open(t) for t in stamps)
         traded = sorted({to_us(t) - to_us(t) % MIN_US for t in stamps})
@@ -53,6 +58,17 @@ async def test_no_trade_prints_during_a_halt_a_weekend_or_a_holiday_over_a_simul
         assert not [t for t in stamps if t.astimezone(NEW_YORK).date() == GOOD_FRIDAY]
         sunday_open = to_us(datetime(2026, 3, 8, 22, tzinfo=UTC))  # 18:00 EDT on the day DST began
         assert sunday_open in traded and sunday_open - MIN_US not in traded
+        quotes = [args[1] for target, args in events if target == Target.QUOTE]
+        depth = [r for target, args in events if target == Target.DEPTH for r in args[1] if r is not None]
+        assert len(quotes) > 1000 and len(depth) > 100_000
+        assert all(globex_open(parse_ts(q["timestamp"])) for q in quotes)
+        assert all(globex_open(parse_ts(r["timestamp"])) for r in depth)
+        # the session statistics restart with the first print at 18:00
+        first = next(q for q in quotes if to_us(parse_ts(q["timestamp"])) >= sunday_open)
+        session = [r for r, t in zip(trades, stamps, strict=True)
+                   if sunday_open <= to_us(t) <= to_us(parse_ts(first["timestamp"]))]
+        assert first["open"] == session[0]["price"] and first["volume"] == sum(r["volume"] for r in session)
+        assert first["high"] == max(r["price"] for r in session) and first["low"] == min(r["price"] for r in session)
 
         async with ProjectX(ProjectXConfig.for_simulator(sim.base_url)) as px:
             bars = await px.get_bars(MNQ, start_time=from_us(start - start % MIN_US), end_time=from_us(end),
