@@ -10,7 +10,7 @@ import httpx
 from conftest import ACCOUNT, MNQ
 from pxkit import ProjectX, ProjectXConfig, codec, models
 from pxkit.codec import Target
-from pxkit.enums import BarUnit, ClosePositionError, OrderStatus, PlaceOrderError
+from pxkit.enums import BarUnit, ClosePositionError, OrderStatus, PartialCloseError, PlaceOrderError
 from pxkit.hours import NEW_YORK, globex_open
 from pxkit.sim import SimConfig, SimServer
 from pxkit.sim.app import HubSettings
@@ -119,6 +119,8 @@ async def test_orders_sent_while_the_market_is_closed() -> None:
         close = await post("/api/Position/closeContract", contractId=MNQ)
         assert (close["success"], close["errorCode"]) == (False, ClosePositionError.ORDER_REJECTED)
         assert "market is closed" in close["errorMessage"]
+        partial = await post("/api/Position/partialCloseContract", contractId=MNQ, size=1)
+        assert (partial["success"], partial["errorCode"]) == (False, PartialCloseError.ORDER_REJECTED)
         positions = await post("/api/Position/searchOpen")
         assert [p["size"] for p in positions["positions"]] == [1]  # still long: nothing traded
 
