@@ -16,7 +16,7 @@ from pxkit.sim.engine import SimConfig, Simulator
 from pxkit.sim.exchange import ExchangeError
 from pxkit.sim.instruments import PRODUCTS_BY_ROOT
 
-MNQ, MNQ_NEXT, ES = "CON.F.US.MNQ.H26", "CON.F.US.MNQ.M26", "CON.F.US.EP.H26"
+MNQ, ES = "CON.F.US.MNQ.H26", "CON.F.US.EP.H26"
 TICK, TICK_VALUE, FEE = (getattr(PRODUCTS_BY_ROOT["MNQ"], a) for a in ("tick_size", "tick_value", "fee"))
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 MARKET, LIMIT, STOP, TRAIL = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.TRAILING_STOP
@@ -345,7 +345,7 @@ REJECTIONS = {  # request fields (prices as tick offsets from the last trade) ->
     "sell-stop-at-last": ({"type_": STOP, "side": SELL, "stop_price": 0}, PE.ORDER_REJECTED),
     "sell-stop-above": ({"type_": STOP, "side": SELL, "stop_price": 4}, PE.ORDER_REJECTED),
     "unknown-contract": ({"contract": "CON.F.US.XXX.H26"}, PE.CONTRACT_NOT_FOUND),
-    "inactive-contract": ({"contract": MNQ_NEXT}, PE.CONTRACT_NOT_ACTIVE),
+    "expired-contract": ({"contract": "CON.F.US.MNQ.Z25"}, PE.CONTRACT_NOT_FOUND),
     "locked-account": ({"account": 1003}, PE.ACCOUNT_REJECTED),
     "hidden-account": ({"account": 1004}, PE.ACCOUNT_REJECTED),
     "unknown-account": ({"account": 9999}, PE.ACCOUNT_NOT_FOUND),

@@ -186,13 +186,11 @@ async def test_account_search_hides_invisible_accounts(rest: httpx.AsyncClient, 
     assert flags.get(HIDDEN_ACCOUNT, (False, False)) == (False, False)
 
 
-async def test_contract_search_finds_mnq_and_enq_active_first(rest: httpx.AsyncClient) -> None:
+async def test_contract_search_finds_the_active_mnq_and_enq(rest: httpx.AsyncClient) -> None:
     contracts = await ok(rest, "/api/Contract/search", {"searchText": "NQ", "live": False}, "contracts")
     assert all(set(c) == CONTRACT_KEYS for c in contracts)
-    assert {c["id"].split(".")[3] for c in contracts} == {"MNQ", "ENQ"}
-    assert {MNQ, "CON.F.US.ENQ.H26"} <= {c["id"] for c in contracts if c["activeContract"]}
-    active = [c["activeContract"] for c in contracts]
-    assert active == sorted(active, reverse=True) and False in active
+    assert sorted(c["id"] for c in contracts) == ["CON.F.US.ENQ.H26", MNQ]
+    assert all(c["activeContract"] for c in contracts)
     mnq = next(c for c in contracts if c["id"] == MNQ)
     assert (mnq["name"], mnq["symbolId"], mnq["tickSize"], mnq["tickValue"]) == ("MNQH6", "F.US.MNQ", 0.25, 0.5)
 
@@ -283,9 +281,9 @@ async def test_limit_order_rests_is_modified_and_cancelled(rest: httpx.AsyncClie
 
 @pytest.mark.parametrize(("over", "code"), [
     ({"accountId": LOCKED_ACCOUNT}, 10), ({"accountId": UNKNOWN_ACCOUNT}, 1),
-    ({"contractId": "CON.F.US.NOPE.H26"}, 8), ({"contractId": "CON.F.US.MNQ.M26"}, 9),
+    ({"contractId": "CON.F.US.NOPE.H26"}, 8), ({"contractId": "CON.F.US.MNQ.Z25"}, 8),
     ({"stopLossBracket": {"ticks": 10, "type": 4}}, 2),  # a long entry's stop-loss ticks must be negative
-], ids=["locked", "unknown-account", "unknown-contract", "inactive-contract", "bracket-sign"])
+], ids=["locked", "unknown-account", "unknown-contract", "expired-contract", "bracket-sign"])
 async def test_place_rejections_create_no_order(rest: httpx.AsyncClient, over: dict[str, Any], code: int) -> None:
     await fail(rest, "/api/Order/place", market(**over), code, "orderId")
     for account in (ACCOUNT, LOCKED_ACCOUNT):

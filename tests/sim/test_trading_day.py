@@ -20,7 +20,7 @@ from pxkit.times import from_us, to_us
 SEC, HOUR = 1_000_000, 3_600_000_000
 WINTER_OPEN = to_us(datetime(2026, 3, 2, 23, tzinfo=UTC))  # Monday 18:00 EST opens Tuesday's trading day
 SUMMER_OPEN = to_us(datetime(2026, 3, 9, 22, tzinfo=UTC))  # Monday 18:00 EDT, the day after DST began
-MNQ_JUNE = "CON.F.US.MNQ.M26"  # the active MNQ contract once March's rolled on 2026-03-10
+MNQ_JUNE = "CON.F.US.MNQ.M26"  # listed all along; the active MNQ contract once March's rolls on 2026-03-12
 
 
 class Recorder:

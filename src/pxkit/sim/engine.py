@@ -42,7 +42,7 @@ class Simulator:
     def __init__(self, config: SimConfig, clock: SimClock) -> None:
         self.config = config
         self.clock = clock
-        self.market = Market(config.seed, clock.now(), config.trades_per_minute, config.depth_levels)
+        self.market = Market(config.seed, clock.now_us, config.trades_per_minute, config.depth_levels)
         self.exchange = Exchange(self.market, clock.now_us, self._user_event)
         self.feed = MarketFeed(self.market, config.max_batch)
         # (topic, key) -> subscribers; key is an account id (user hub) or a contract id (market hub)

@@ -145,8 +145,6 @@ class Exchange:
             raise ExchangeError(PlaceOrderError.CONTRACT_NOT_FOUND, f"Contract {req.contract_id} not found")
         if not account.can_trade:
             raise ExchangeError(PlaceOrderError.ACCOUNT_REJECTED, f"Account {account.id} cannot trade")
-        if not contract.active_contract:
-            raise ExchangeError(PlaceOrderError.CONTRACT_NOT_ACTIVE, f"Contract {contract.id} is not active")
         limit, stop, trail = self._validate_prices(req)
         if req.custom_tag is not None and (account.id, req.custom_tag) in self._tags:
             raise ExchangeError(PlaceOrderError.ORDER_REJECTED, "customTag must be unique across the account")

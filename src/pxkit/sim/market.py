@@ -1,8 +1,15 @@
-"""The simulated market: listed contracts, their seeded paths, the synthetic order book and quotes."""
+"""The simulated market: contracts listed as time goes by, their seeded paths, the synthetic order book and quotes.
+
+Each contract has its own path, keyed by (seed, product index, expiry): its daily opens are the product's seeded
+daily levels times (1 + carry * days to that contract's expiry / 365), so a contract converges to the product's
+level at its expiry and the next one trades at the carry over the months between them; its prints (times, sizes,
+prices within the day) are its own. Paths are built on first use and the least recently used ones dropped.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,11 +17,21 @@ import numpy as np
 
 from ..enums import BarUnit, TradeType
 from ..models import Bar, Contract, Quote, tick_decimals
-from ..times import from_us
-from .instruments import PRODUCTS, ProductSpec, listed_contracts
-from .pricepath import BarArrays, PricePath, Ticks, bucket_starts
+from ..times import from_us, to_us
+from .instruments import (
+    PRODUCTS,
+    Expiry,
+    ProductSpec,
+    contract_for,
+    first_listed_us,
+    listed_expiries,
+    parse_contract_id,
+)
+from .pricepath import _MAX_DAYS, DAY_US, EPOCH_US, BarArrays, PricePath, Ticks, bucket_starts
 
 _MASK = 0xFFFFFFFF
+_PATHS_KEPT = 48  # contract paths cached at once: every listed contract (3 per product at most) and a few more
+_INDEX = {spec.root: i for i, spec in enumerate(PRODUCTS)}
 
 
 def _mix(*values: int) -> int:
@@ -47,51 +64,101 @@ class Book:
     asks: BookSide
 
 
-class Market:
-    """Listed contracts, seeded per-product paths, books and quotes; a pure function of time."""
+@functools.lru_cache(maxsize=len(PRODUCTS))
+def product_levels(seed: int, index: int) -> np.ndarray:
+    """The product's seeded daily levels in ticks (one per UTC day from EPOCH), shared by all its contracts."""
+    spec = PRODUCTS[index]
+    rng = np.random.default_rng([seed & _MASK, index, 0])
+    log_dev = np.empty(_MAX_DAYS)
+    log_dev[0] = rng.normal(0.0, spec.daily_vol * 3)
+    shocks = rng.normal(0.0, spec.daily_vol, _MAX_DAYS)
+    for day in range(1, _MAX_DAYS):  # mean-reverting around the base price
+        log_dev[day] = 0.985 * log_dev[day - 1] + shocks[day]
+    levels = spec.base_price / spec.tick_size * np.exp(log_dev)
+    levels.flags.writeable = False
+    return levels
 
-    def __init__(self, seed: int, listed_at: datetime, trades_per_minute: float = 60.0, depth_levels: int = 10):
+
+def contract_day_opens(seed: int, index: int, expiry: Expiry) -> np.ndarray:
+    """A contract's daily opens in ticks: the product's levels plus the carry to its expiry (none once expired)."""
+    days_left = np.maximum((expiry.expires_us - EPOCH_US) // DAY_US - np.arange(_MAX_DAYS), 0)
+    return np.rint(product_levels(seed, index) * (1 + PRODUCTS[index].carry * days_left / 365)).astype(np.int64)
+
+
+class Market:
+    """Contracts listed at the simulated time, their seeded paths, books and quotes; prices are a pure function of time.
+
+    `now` is the simulated time: a fixed moment or a function returning it in microseconds (a SimClock's now_us).
+    """
+
+    def __init__(self, seed: int, now: datetime | Callable[[], int], trades_per_minute: float = 60.0,
+                 depth_levels: int = 10):
         self.seed = seed
         self.depth_levels = depth_levels
-        self._contracts: dict[str, tuple[ProductSpec, Contract]] = {
-            c.id: (spec, c) for spec, c in listed_contracts(listed_at)
-        }
+        self.trades_per_minute = trades_per_minute
+        self._now_us = now if callable(now) else functools.partial(to_us, now)
         self._book = functools.lru_cache(maxsize=512)(self._build_book)  # recent books of the streamed contracts
-        self._paths = {
-            spec.root: PricePath(spec, seed, i, trades_per_minute) for i, spec in enumerate(PRODUCTS)
-        }
+        self._path = functools.lru_cache(maxsize=_PATHS_KEPT)(self._build_path)
 
     # ------------------------------------------------------------------ contracts
 
+    def listed(self) -> list[tuple[ProductSpec, Contract]]:
+        """Every contract listed now, product by product, oldest expiry first."""
+        expiries = listed_expiries(self._now_us())
+        return [(spec, contract_for(spec, expiry, active)) for spec in PRODUCTS for expiry, active in expiries]
+
     @property
     def contracts(self) -> list[Contract]:
-        return [c for _, c in self._contracts.values()]
+        return [c for _, c in self.listed()]
 
     def contract(self, contract_id: str) -> Contract | None:
-        entry = self._contracts.get(contract_id)
-        return entry[1] if entry else None
+        """A contract listed now (None once it has expired or before it is listed)."""
+        parsed = parse_contract_id(contract_id)
+        if parsed is None:
+            return None
+        active = dict(listed_expiries(self._now_us())).get(parsed[1])
+        return None if active is None else contract_for(parsed[0], parsed[1], active)
+
+    def contract_with_history(self, contract_id: str) -> Contract | None:
+        """A contract listed now or in the past: an expired one keeps its history."""
+        parsed = parse_contract_id(contract_id)
+        if parsed is None or first_listed_us(parsed[1]) > self._now_us():
+            return None
+        return self.contract(contract_id) or contract_for(*parsed, active=False)
 
     def spec(self, contract_id: str) -> ProductSpec:
-        return self._contracts[contract_id][0]
+        parsed = parse_contract_id(contract_id)
+        if parsed is None:
+            raise KeyError(contract_id)
+        return parsed[0]
 
     def path(self, contract_id: str) -> PricePath:
-        return self._paths[self._contracts[contract_id][0].root]
+        parsed = parse_contract_id(contract_id)
+        if parsed is None:
+            raise KeyError(contract_id)
+        return self._path(parsed[0].root, parsed[1])
+
+    def _build_path(self, root: str, expiry: Expiry) -> PricePath:
+        index = _INDEX[root]
+        key = (self.seed & _MASK, index, expiry.year * 12 + expiry.month)
+        return PricePath(PRODUCTS[index], key, contract_day_opens(self.seed, index, expiry), self.trades_per_minute)
 
     def search(self, text: str, limit: int = 20) -> list[Contract]:
-        """Substring search over names, tickers, roots and descriptions, active contracts first."""
+        """Substring search over names, tickers, roots and descriptions of the active contracts."""
         needle = text.strip().upper()
         hits = [
-            c for spec, c in self._contracts.values()
-            if not needle or any(needle in field.upper() for field in (c.name, spec.ticker, spec.root, c.description))
+            c for spec, c in self.listed()
+            if c.active_contract and any(needle in f.upper() for f in (c.name, spec.ticker, spec.root, c.description))
         ]
-        hits.sort(key=lambda c: (not c.active_contract, c.name))
+        hits.sort(key=lambda c: c.name)
         return hits[:limit]
 
     # ------------------------------------------------------------------ prices
 
     def price(self, contract_id: str, ticks: int) -> float:
         """Price of a tick count, rounded to the contract's grid."""
-        return self._contracts[contract_id][1].round_price(ticks * self.spec(contract_id).tick_size)
+        tick = self.spec(contract_id).tick_size
+        return round(ticks * tick, tick_decimals(tick))
 
     def last_trade(self, contract_id: str, t_us: int) -> tuple[int, int]:
         """(price in ticks, aggressor side) of the last trade at or before t_us."""
@@ -125,7 +192,7 @@ class Market:
 
     def quote(self, contract_id: str, t_us: int) -> Quote:
         """The full quote of a contract at t_us (session = the trading day, from 18:00 New York)."""
-        spec = self._contracts[contract_id][0]
+        spec = self.spec(contract_id)
         path = self.path(contract_id)
         last, side = path.last_tick_at(t_us)
         book = self.book(contract_id, last, side, t_us)

@@ -75,21 +75,16 @@ class BarArrays:
 
 
 class PricePath:
-    """The seeded path of one product; pure and deterministic for (seed, product index, trade rate)."""
+    """The seeded path of one contract: pinned to its daily opens, with its own prints seeded by `key`."""
 
-    def __init__(self, spec: ProductSpec, seed: int, index: int, trades_per_minute: float) -> None:
+    def __init__(
+        self, spec: ProductSpec, key: tuple[int, ...], day_opens: np.ndarray, trades_per_minute: float
+    ) -> None:
         self.spec = spec
-        self._key = (int(seed) & 0xFFFFFFFF, index)
+        self._key = key
         self.trades_per_minute = float(trades_per_minute)
-        base = spec.base_price / spec.tick_size
-        self._minute_sigma = spec.daily_vol * base / math.sqrt(DAY_MINUTES)
-        rng = np.random.default_rng([*self._key, 0])
-        log_dev = np.empty(_MAX_DAYS)
-        log_dev[0] = rng.normal(0.0, spec.daily_vol * 3)
-        shocks = rng.normal(0.0, spec.daily_vol, _MAX_DAYS)
-        for day in range(1, _MAX_DAYS):  # mean-reverting around the base price
-            log_dev[day] = 0.985 * log_dev[day - 1] + shocks[day]
-        self._day_open = np.rint(base * np.exp(log_dev)).astype(np.int64)
+        self._minute_sigma = spec.daily_vol * spec.base_price / spec.tick_size / math.sqrt(DAY_MINUTES)
+        self._day_open = day_opens
         self.minutes = lru_cache(maxsize=256)(self._minutes)
         self.ticks_of_minute = WeightedLru(self._ticks_of_minute, lambda t: len(t) + _ENTRY_WEIGHT, TICK_CACHE_BUDGET)
         self.tick_runs = WeightedLru(self._tick_runs, lambda r: len(r[0]) + _ENTRY_WEIGHT, RUN_CACHE_BUDGET)

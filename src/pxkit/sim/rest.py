@@ -115,7 +115,7 @@ class GatewayApi:
 
     def retrieve_bars(self, body: models.BarsRequest) -> dict[str, Any]:
         market = self.sim.market
-        if market.contract(body.contract_id) is None:
+        if market.contract_with_history(body.contract_id) is None:  # an expired contract keeps its history
             return failure(BarsError.CONTRACT_NOT_FOUND, f"Contract {body.contract_id} not found", bars=None)
         if body.unit is BarUnit.UNSPECIFIED:
             return failure(BarsError.UNIT_INVALID, "unit must be 1 (Second) to 6 (Month)", bars=None)
