@@ -22,6 +22,7 @@ from signalr_probe import HubProbe
 MIN_US = 60_000_000
 HOUR_US = 60 * MIN_US
 MONTH_DAYS = 35  # from Monday 2026-03-02: five weekends, the DST switch (03-08) and Good Friday (04-03)
+MNQ_JUNE = "CON.F.US.MNQ.M26"  # listed all month (the March contract expires on 03-20)
 GOOD_FRIDAY = datetime(2026, 4, 3).date()
 
 
@@ -37,7 +38,7 @@ async def test_no_print_quote_or_depth_change_during_a_halt_a_weekend_or_a_holid
         probe = await HubProbe(sim.market_hub_url, sim.login(), (Target.TRADE, Target.QUOTE, Target.DEPTH)).start()
         try:
             for method in ("SubscribeContractTrades", "SubscribeContractQuotes", "SubscribeContractMarketDepth"):
-                await probe.invoke(method, [MNQ])
+                await probe.invoke(method, [MNQ_JUNE])
             start = sim.sim.clock.now_us()
             snapshots = len(probe.events)  # the quote and depth snapshots of the subscriptions
             pushed = 0
@@ -71,7 +72,7 @@ async def test_no_print_quote_or_depth_change_during_a_halt_a_weekend_or_a_holid
         assert first["high"] == max(r["price"] for r in session) and first["low"] == min(r["price"] for r in session)
 
         async with ProjectX(ProjectXConfig.for_simulator(sim.base_url)) as px:
-            bars = await px.get_bars(MNQ, start_time=from_us(start - start % MIN_US), end_time=from_us(end),
+            bars = await px.get_bars(MNQ_JUNE, start_time=from_us(start - start % MIN_US), end_time=from_us(end),
                                      unit=BarUnit.MINUTE)
         minutes = [to_us(t) for t in bars["timestamp"].to_list()]
         assert minutes == open_minutes(start - start % MIN_US, end)  # the history's gaps are the halts

@@ -27,7 +27,7 @@ from .instruments import (
     listed_expiries,
     parse_contract_id,
 )
-from .pricepath import _MAX_DAYS, DAY_US, EPOCH_US, BarArrays, PricePath, Ticks, bucket_starts
+from .pricepath import MAX_DAYS, DAY_US, EPOCH_US, BarArrays, PricePath, Ticks, bucket_starts
 
 _MASK = 0xFFFFFFFF
 _PATHS_KEPT = 48  # contract paths cached at once: every listed contract (3 per product at most) and a few more
@@ -69,10 +69,10 @@ def product_levels(seed: int, index: int) -> np.ndarray:
     """The product's seeded daily levels in ticks (one per UTC day from EPOCH), shared by all its contracts."""
     spec = PRODUCTS[index]
     rng = np.random.default_rng([seed & _MASK, index, 0])
-    log_dev = np.empty(_MAX_DAYS)
+    log_dev = np.empty(MAX_DAYS)
     log_dev[0] = rng.normal(0.0, spec.daily_vol * 3)
-    shocks = rng.normal(0.0, spec.daily_vol, _MAX_DAYS)
-    for day in range(1, _MAX_DAYS):  # mean-reverting around the base price
+    shocks = rng.normal(0.0, spec.daily_vol, MAX_DAYS)
+    for day in range(1, MAX_DAYS):  # mean-reverting around the base price
         log_dev[day] = 0.985 * log_dev[day - 1] + shocks[day]
     levels = spec.base_price / spec.tick_size * np.exp(log_dev)
     levels.flags.writeable = False
@@ -81,7 +81,7 @@ def product_levels(seed: int, index: int) -> np.ndarray:
 
 def contract_day_opens(seed: int, index: int, expiry: Expiry) -> np.ndarray:
     """A contract's daily opens in ticks: the product's levels plus the carry to its expiry (none once expired)."""
-    days_left = np.maximum((expiry.expires_us - EPOCH_US) // DAY_US - np.arange(_MAX_DAYS), 0)
+    days_left = np.maximum((expiry.expires_us - EPOCH_US) // DAY_US - np.arange(MAX_DAYS), 0)
     return np.rint(product_levels(seed, index) * (1 + PRODUCTS[index].carry * days_left / 365)).astype(np.int64)
 
 
