@@ -27,7 +27,7 @@ from .instruments import (
     listed_expiries,
     parse_contract_id,
 )
-from .pricepath import MAX_DAYS, DAY_US, EPOCH_US, BarArrays, PricePath, Ticks, bucket_starts
+from .pricepath import DAY_US, EPOCH_US, MAX_DAYS, BarArrays, PricePath, Ticks, bucket_starts
 
 _MASK = 0xFFFFFFFF
 _PATHS_KEPT = 48  # contract paths cached at once: every listed contract (3 per product at most) and a few more
