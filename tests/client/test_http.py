@@ -107,12 +107,15 @@ async def test_list_and_select_accounts(px: ProjectX) -> None:
 async def test_search_instruments(px: ProjectX) -> None:
     found = {c.id for c in await px.search_instruments("NQ")}
     assert {MNQ, ENQ} <= found and "CON.F.US.MNQ.M26" not in found  # search lists the active contracts only
+    available = {c.id: c.active_contract for c in await px.available_instruments()}
+    assert (available[MNQ], available["CON.F.US.MNQ.M26"]) == (True, False)
     assert await px.search_instruments("ZZZ") == []
 
 
 @pytest.mark.parametrize(("symbol", "contract_id"), [
     ("MNQ", MNQ), ("mnq", MNQ), ("NQ", ENQ), ("ES", EP), ("/es", EP), ("GC", "CON.F.US.GCE.H26"), (MNQ, MNQ),
-    ("MNQH6", MNQ), ("CON.F.US.MNQ.M26", "CON.F.US.MNQ.M26"), ("CL", "CON.F.US.CLE.H26"),
+    ("MNQH6", MNQ), ("CON.F.US.MNQ.M26", "CON.F.US.MNQ.M26"), ("MNQM6", "CON.F.US.MNQ.M26"),
+    ("CL", "CON.F.US.CLE.H26"),
 ])
 async def test_get_instrument_resolves_and_caches(sim: SimServer, px: ProjectX, symbol: str, contract_id: str) -> None:
     contract = await px.get_instrument(symbol)

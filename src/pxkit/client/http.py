@@ -38,6 +38,7 @@ from ..models import (
     ClosePositionRequest,
     Contract,
     ContractByIdRequest,
+    ContractAvailableRequest,
     ContractSearchRequest,
     ModifyOrderRequest,
     Order,
@@ -157,11 +158,18 @@ class ProjectX:
     # ------------------------------------------------------------------ instruments and history
 
     async def search_instruments(self, text: str, live: bool = False) -> list[Contract]:
+        """Contracts matching a text, as Contract/search lists them: each product's active contract."""
         return await self._read("/api/Contract/search", ContractSearchRequest(text, live),
                                 lambda answer: decode_list(Contract, answer, "contracts"))
 
+    async def available_instruments(self, live: bool = False) -> list[Contract]:
+        """Every contract the data subscription covers (Contract/available), inactive ones included."""
+        return await self._read("/api/Contract/available", ContractAvailableRequest(live),
+                                lambda answer: decode_list(Contract, answer, "contracts"))
+
     async def get_instrument(self, symbol: str) -> Contract:
-        """The contract for a ticker (`MNQ`, `NQ`, `ES`...), a contract name (`MNQH6`) or a contract id (cached)."""
+        """The contract for a ticker (`MNQ`, `NQ`, `ES`...), a contract name (`MNQH6`, or `MNQM6` for the next
+        quarter) or a contract id (cached). A ticker resolves to its active contract."""
         if not isinstance(symbol, str) or not symbol.strip():
             raise InputError(f"symbol must be a non-empty string, got {symbol!r}")
         key = normalise(symbol)
@@ -176,6 +184,8 @@ class ProjectX:
                 contract = None
         else:
             contract = pick_contract(symbol, await self.search_instruments(key.removeprefix("/")))
+            if contract is None:  # a listed contract that is not the active one (the next quarter) by its name
+                contract = next((c for c in await self.available_instruments() if c.name.upper() == key), None)
         if contract is None:
             raise InstrumentNotFoundError(f"no contract found for symbol {symbol!r}")
         self._instruments[key] = self._instruments[normalise(contract.id)] = contract
