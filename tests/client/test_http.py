@@ -392,7 +392,7 @@ async def test_unknown_symbol_places_nothing(sim: SimServer, px: ProjectX) -> No
     with pytest.raises(InstrumentNotFoundError):
         await px.close_position("CON.F.US.ZZZ.H26")
     assert {r.path for r in sim.requests} == {"/api/Auth/loginKey", "/api/Account/search", "/api/Contract/search",
-                                             "/api/Contract/searchById"}
+                                             "/api/Contract/available", "/api/Contract/searchById"}
 
 
 async def test_round_to_tick_rounds_and_sends(sim: SimServer, px: ProjectX) -> None:
