@@ -378,17 +378,6 @@ def test_partial_quote():
 SDK_ORDER = FX["sdk_place_order_payload"]
 
 
-@pytest.mark.parametrize(("cls", "body", "missing"), [
-    (models.LoginKeyRequest, {"userName": "x"}, ["apiKey"]),
-    (models.LoginKeyRequest, {"userName": "x", "apiKey": None}, ["apiKey"]),
-    (models.LoginKeyRequest, {}, ["userName", "apiKey"]),
-    (models.PartialCloseRequest, {"accountId": 1, "contractId": "CON.F.US.EP.U25", "closeSize": 1}, ["size"]),
-    (models.PlaceOrderRequest, SDK_ORDER, []),
-])
-def test_missing_fields(cls, body, missing):
-    assert codec.missing_fields(cls, body) == missing
-
-
 @pytest.mark.parametrize(("extra", "fields"), [
     ({}, {}),  # the SDK payload as sent, null keys included
     ({"linkedOrderId": 555}, {"linked_order_id": 555}),

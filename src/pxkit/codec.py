@@ -207,11 +207,6 @@ def from_wire(cls: type[T], data: Any) -> T:
     return cls(**kwargs)
 
 
-def missing_fields(cls: type, data: Mapping[str, Any]) -> list[str]:
-    """Required wire fields absent (or null) in a request body."""
-    return [f.wire for f in _schema(cls) if f.required and data.get(f.wire) is None]
-
-
 # --------------------------------------------------------------------------- REST envelopes
 
 

@@ -205,10 +205,10 @@ class AccountSearchRequest:
 
 @_frozen
 class ContractSearchRequest:
-    """Body of Contract/search."""
+    """Body of Contract/search; no `search_text` (or None) is an empty search."""
 
-    search_text: str
-    live: bool = False
+    live: bool
+    search_text: str | None = None
 
 
 @_frozen
@@ -274,10 +274,19 @@ class AccountRequest:
 
 @_frozen
 class WindowSearchRequest:
-    """Body of Order/search and Trade/search."""
+    """Body of Order/search (and of Trade/search as the client sends it)."""
 
     account_id: int
     start_timestamp: datetime
+    end_timestamp: datetime | None = None
+
+
+@_frozen
+class TradeSearchRequest:
+    """Body of Trade/search as the gateway binds it: no start means every trade."""
+
+    account_id: int
+    start_timestamp: datetime | None = None
     end_timestamp: datetime | None = None
 
 

@@ -63,7 +63,7 @@ ENDPOINTS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "/api/Auth/loginApp": ({"userName": "u", "password": "p", "deviceId": "d", "appId": "a", "verifyKey": "v"},
                            ["userName", "password", "deviceId", "appId", "verifyKey"]),
     "/api/Account/search": ({"onlyActiveAccounts": True}, ["onlyActiveAccounts"]),
-    "/api/Contract/search": ({"searchText": "NQ", "live": False}, ["searchText"]),
+    "/api/Contract/search": ({"searchText": "NQ", "live": False}, ["live"]),
     "/api/Contract/searchById": ({"contractId": MNQ}, ["contractId"]),
     "/api/Contract/available": ({"live": False}, []),
     "/api/History/retrieveBars": (bars_body(), list(bars_body())),
@@ -75,7 +75,7 @@ ENDPOINTS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "/api/Position/searchOpen": ({"accountId": ACCOUNT}, ["accountId"]),
     "/api/Position/closeContract": (POS, ["accountId", "contractId"]),
     "/api/Position/partialCloseContract": ({**POS, "size": 1}, ["accountId", "contractId", "size"]),
-    "/api/Trade/search": (window(), ["accountId", "startTimestamp"]),
+    "/api/Trade/search": (window(), ["accountId"]),
 }
 VALID = {path: body for path, (body, _) in ENDPOINTS.items()}
 MISSING = [(path, field) for path, (_, required) in ENDPOINTS.items() for field in required]
@@ -357,10 +357,10 @@ async def test_missing_or_null_required_field_is_400(rest: httpx.AsyncClient, pa
 
 
 @pytest.mark.parametrize(("path", "field", "value"), [
-    ("/api/Order/place", "size", "1"), ("/api/Order/place", "accountId", "1001"), ("/api/Order/place", "type", 99),
-    ("/api/Position/partialCloseContract", "size", "1"), ("/api/History/retrieveBars", "limit", "10"),
+    ("/api/Order/place", "size", "one"), ("/api/Order/place", "accountId", 1001.5), ("/api/Order/place", "type", "2"),
+    ("/api/Position/partialCloseContract", "size", [1]), ("/api/History/retrieveBars", "limit", "10.0"),
     ("/api/History/retrieveBars", "startTime", "yesterday"), ("/api/Account/search", "onlyActiveAccounts", "true"),
-])
+])  # numbers as strings bind (tests/sim/test_binding.py), other kinds do not
 async def test_wrong_json_type_is_400(rest: httpx.AsyncClient, path: str, field: str, value: Any) -> None:
     r = await rest.post(path, json={**VALID[path], field: value})
     assert r.status_code == 400 and field in json.dumps(r.json()["errors"])

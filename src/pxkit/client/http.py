@@ -159,7 +159,7 @@ class ProjectX:
 
     async def search_instruments(self, text: str, live: bool = False) -> list[Contract]:
         """Contracts matching a text, as Contract/search lists them: each product's active contract."""
-        return await self._read("/api/Contract/search", ContractSearchRequest(text, live),
+        return await self._read("/api/Contract/search", ContractSearchRequest(live=live, search_text=text),
                                 lambda answer: decode_list(Contract, answer, "contracts"))
 
     async def available_instruments(self, live: bool = False) -> list[Contract]:

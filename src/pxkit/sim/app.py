@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -11,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..codec import envelope, failure, from_wire, missing_fields
-from ..errors import ProtocolError
+from ..codec import envelope, failure
 from .auth import Credentials, TokenIssuer
+from .binding import BindingError, bind, is_json, read_json
 from .engine import Simulator
 from .faults import RestFaults
 from .hub import MAX_BACKLOG, Hub, HubConnection, HubMethodError
@@ -21,6 +20,7 @@ from .ratelimit import Limit, SlidingWindows
 from .rest import GatewayApi, Route
 
 ACCOUNT_SEARCH = "/api/Account/search"
+PING = "/api/Status/ping"
 ACCOUNT_NOT_FOUND = 1  # the errorCode every account-bearing endpoint answers for an account it does not know
 _LISTINGS = {"/api/Order/search": "orders", "/api/Order/searchOpen": "orders", "/api/Position/searchOpen": "positions",
              "/api/Trade/search": "trades"}  # sent as null, like the payload key of a failed Order/place
@@ -67,6 +67,13 @@ def _problem(errors: dict[str, list[str]]) -> web.Response:
     return web.json_response(body, status=400, content_type="application/problem+json")
 
 
+def _unsupported_media_type() -> web.Response:
+    """ASP.NET's answer to a body it has no input formatter for (HTTP 415)."""
+    body = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.16", "title": "Unsupported Media Type",
+            "status": 415}
+    return web.json_response(body, status=415, content_type="application/problem+json")
+
+
 class GatewayApp:
     """Wires a Simulator to HTTP: every REST endpoint of the protocol plus /hubs/user and /hubs/market.
 
@@ -91,10 +98,17 @@ class GatewayApp:
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         for route in self.api.routes:
             self.app.router.add_post(route.path, self._endpoint(route))
+        self.app.router.add_get(PING, self._ping)
         self.user_hub.add_routes(self.app, "/hubs/user")
         self.market_hub.add_routes(self.app, "/hubs/market")
 
     # ------------------------------------------------------------------ REST
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        """`pong`, without a token, a rate limit or an entry in the request log: a cheap health check."""
+        response = web.Response(text="pong")
+        response.headers["Date"] = format_datetime(self.sim.clock.now(), usegmt=True)
+        return response
 
     def _endpoint(self, route: Route) -> Any:
         async def serve(request: web.Request) -> web.StreamResponse:
@@ -117,9 +131,10 @@ class GatewayApp:
     async def _serve(self, route: Route, request: web.Request, entry: LoggedRequest) -> web.StreamResponse:
         raw = await request.read()
         try:
-            entry.body = json.loads(raw) if raw else None
-        except ValueError:
-            entry.body = raw.decode(errors="replace")
+            document, malformed = read_json(raw), None
+        except BindingError as exc:
+            document, malformed = raw.decode(errors="replace"), exc
+        entry.body = document
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         if self.faults.take_rejection():
@@ -138,15 +153,9 @@ class GatewayApp:
                 return web.Response(status=429, headers={"Retry-After": str(math.ceil(wait))})
         body: Any = token
         if route.body is not None:
-            if not isinstance(entry.body, dict):
-                return _problem({"$": ["A non-empty JSON object body is required."]})
-            missing = missing_fields(route.body, entry.body)
-            if missing:
-                return _problem({name: [f"The {name} field is required."] for name in missing})
-            try:
-                body = from_wire(route.body, entry.body)
-            except ProtocolError as exc:
-                return _problem({"$": [str(exc)]})
+            body = self._bound(route.body, request, document, malformed)
+            if isinstance(body, web.Response):
+                return body
         if route.authenticated and user != self.owner:
             refusal = self._not_theirs(route, body)
             if refusal is not None:
@@ -154,6 +163,19 @@ class GatewayApp:
         if self.sim.clock.realtime:
             self.sim.step()  # bring the market up to now before acting on it
         return web.json_response(self.api.handle(route, body))
+
+    @staticmethod
+    def _bound(model: type, request: web.Request, document: Any, malformed: BindingError | None) -> Any:
+        """The request model a body binds to, or the 415 / 400 answer when it does not."""
+        if not is_json(request.headers.get("Content-Type")):
+            return _unsupported_media_type()
+        error = malformed
+        if error is None:
+            try:
+                return bind(model, document)
+            except BindingError as exc:
+                error = exc
+        return _problem(error.errors)
 
     @staticmethod
     def _not_theirs(route: Route, body: Any) -> dict[str, Any] | None:

@@ -123,9 +123,9 @@ class Exchange:
         return [self.order_model(o) for o in self.orders.values()
                 if o.account_id == account_id and o.status.is_working]
 
-    def search_trades(self, account_id: int, start: datetime, end: datetime | None) -> list[Trade]:
-        return [t for t in self.ledger.trades if t.account_id == account_id and t.creation_timestamp >= start
-                and (end is None or t.creation_timestamp <= end)]
+    def search_trades(self, account_id: int, start: datetime | None, end: datetime | None) -> list[Trade]:
+        return [t for t in self.ledger.trades if t.account_id == account_id
+                and (start is None or t.creation_timestamp >= start) and (end is None or t.creation_timestamp <= end)]
 
     def working_contracts(self) -> list[str]:
         return [c for c, ids in self._working.items() if ids]
@@ -271,8 +271,11 @@ class Exchange:
         reject = PlaceOrderError.ORDER_REJECTED
         if req.size <= 0:
             raise ExchangeError(reject, f"size must be positive, got {req.size}")
+        # an integer outside OrderType or OrderSide binds as itself and is refused here, as the gateway does
         if req.type not in (OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP, *_RESTING):
-            raise ExchangeError(reject, f"order type {req.type.name} cannot be placed")
+            raise ExchangeError(reject, f"order type {int(req.type)} cannot be placed")
+        if req.side not in (OrderSide.BUY, OrderSide.SELL):
+            raise ExchangeError(reject, f"side {int(req.side)} is neither 0 (buy) nor 1 (sell)")
         needed = {OrderType.LIMIT: "limitPrice", OrderType.STOP: "stopPrice", OrderType.TRAILING_STOP: "trailPrice"}
         values = {"limitPrice": req.limit_price, "stopPrice": req.stop_price, "trailPrice": req.trail_price}
         if req.type in needed and values[needed[req.type]] is None:
@@ -294,7 +297,7 @@ class Exchange:
             if spec is None:
                 continue
             if spec.type not in _LEG_TYPES:
-                raise ExchangeError(PlaceOrderError.ORDER_REJECTED, f"{name} type {spec.type.name} is not allowed")
+                raise ExchangeError(PlaceOrderError.ORDER_REJECTED, f"{name} type {int(spec.type)} is not allowed")
             if spec.ticks == 0 or (spec.ticks > 0) != (wanted * direction > 0):
                 raise ExchangeError(PlaceOrderError.ORDER_REJECTED,
                                     f"{name} ticks {spec.ticks} have the wrong sign for a {req.side.name} entry")

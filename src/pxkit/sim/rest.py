@@ -15,6 +15,7 @@ from .engine import Simulator
 from .exchange import ExchangeError
 
 MAX_BARS = 20_000
+_BAR_UNITS = frozenset(BarUnit) - {BarUnit.UNSPECIFIED}
 _TS_MIX = ("offset", "offset", "z", "offset", "naive", "offset", "millis")
 
 
@@ -65,7 +66,7 @@ class GatewayApi:
                   lambda b: ex.close_position(b.account_id, b.contract_id)),
             Route("/api/Position/partialCloseContract", models.PartialCloseRequest,
                   lambda b: ex.close_position(b.account_id, b.contract_id, b.size)),
-            Route("/api/Trade/search", models.WindowSearchRequest,
+            Route("/api/Trade/search", models.TradeSearchRequest,
                   lambda b: self._listing("trades", b, ex.search_trades, b.start_timestamp, b.end_timestamp)),
         ]
 
@@ -102,7 +103,7 @@ class GatewayApi:
         return envelope(accounts=[to_wire(a.model()) for a in accounts])
 
     def contract_search(self, body: models.ContractSearchRequest) -> dict[str, Any]:
-        return envelope(contracts=[to_wire(c) for c in self.sim.market.search(body.search_text)])
+        return envelope(contracts=[to_wire(c) for c in self.sim.market.search(body.search_text or "")])
 
     def contract_by_id(self, body: models.ContractByIdRequest) -> dict[str, Any]:
         contract = self.sim.market.contract(body.contract_id)
@@ -117,7 +118,7 @@ class GatewayApi:
         market = self.sim.market
         if market.contract_with_history(body.contract_id) is None:  # an expired contract keeps its history
             return failure(BarsError.CONTRACT_NOT_FOUND, f"Contract {body.contract_id} not found", bars=None)
-        if body.unit is BarUnit.UNSPECIFIED:
+        if body.unit not in _BAR_UNITS:  # an integer outside BarUnit binds, and is refused here
             return failure(BarsError.UNIT_INVALID, "unit must be 1 (Second) to 6 (Month)", bars=None)
         if body.unit_number <= 0:
             return failure(BarsError.UNIT_NUMBER_INVALID, "unitNumber must be positive", bars=None)
