@@ -133,7 +133,7 @@ def test_parse_ts_shapes(text, expected):
     (INSTANT, "naive", "2025-04-21T19:45:52.105808", INSTANT),
     (INSTANT, "millis", "2025-04-21T19:45:52.105+00:00", INSTANT.replace(microsecond=105000)),  # truncates
     (WHOLE, "z", "2026-02-22T23:40:39Z", WHOLE),
-    (WHOLE, "offset", "2026-02-22T23:40:39+00:00", WHOLE),
+    (WHOLE, "offset", "2026-02-22T23:40:39.000000+00:00", WHOLE),  # the gateway's shape: always 6 digits
     (INSTANT.astimezone(timezone(timedelta(hours=2))), "offset", "2025-04-21T19:45:52.105808+00:00", INSTANT),
     (INSTANT.replace(tzinfo=None), "z", "2025-04-21T19:45:52.105808Z", INSTANT),  # naive input = UTC
 ])

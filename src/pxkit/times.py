@@ -71,11 +71,12 @@ def from_us(value: int) -> datetime:
 def format_ts(value: datetime, style: str = "offset") -> str:
     """Format a UTC datetime: `offset` (+00:00), `z`, `naive` or `millis` (+00:00, 3 digits).
 
-    `offset`, `z` and `naive` print 6 fractional digits, or none for whole seconds.
+    `offset`, the gateway's shape, always prints 6 fractional digits, whole seconds included; `z` and `naive`
+    print 6 digits, or none for whole seconds.
     """
     utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if style == "offset":
-        return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds")
+        return utc.isoformat(timespec="microseconds")
     if style == "millis":
         return utc.isoformat(timespec="milliseconds")
     naive = utc.replace(tzinfo=None).isoformat(timespec="seconds" if not utc.microsecond else "microseconds")

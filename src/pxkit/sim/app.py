@@ -14,7 +14,7 @@ from ..codec import envelope, failure
 from .auth import Credentials, TokenIssuer
 from .binding import BindingError, bind, is_json, read_json
 from .engine import Simulator
-from .faults import RestFaults
+from .faults import RestFaults, mix_timestamp_shapes
 from .hub import MAX_BACKLOG, Hub, HubConnection, HubMethodError
 from .ratelimit import Limit, SlidingWindows
 from .rest import GatewayApi, Route
@@ -162,7 +162,10 @@ class GatewayApp:
                 return web.json_response(refusal)
         if self.sim.clock.realtime:
             self.sim.step()  # bring the market up to now before acting on it
-        return web.json_response(self.api.handle(route, body))
+        answer = self.api.handle(route, body)
+        if self.faults.timestamp_shapes:
+            answer = mix_timestamp_shapes(answer)
+        return web.json_response(answer)
 
     @staticmethod
     def _bound(model: type, request: web.Request, document: Any, malformed: BindingError | None) -> Any:

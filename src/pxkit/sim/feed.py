@@ -73,7 +73,7 @@ class MarketFeed:
         live.session_end = trading_day_bounds(t_us)[1]
         stamp = from_us(t_us)
         levels = self._levels(contract_id, stamp, live.book)
-        reset = [to_wire(DepthEntry(stamp, DomType.RESET, 0.0, 0.0, 0))]
+        reset = [to_wire(DepthEntry(stamp, DomType.RESET, 0, 0, 0))]
         vap = [self._entry(contract_id, stamp, DomType.TRADE, p, v) for p, v in sorted(live.vap.items())]
         return [reset, levels, *(_chunks(vap, 1000))]
 
@@ -99,7 +99,7 @@ class MarketFeed:
 
     def _entry(self, contract_id: str, stamp: Any, kind: DomType, price: int, volume: int,
                current: int = 0) -> dict[str, Any]:
-        return to_wire(DepthEntry(stamp, kind, self.market.price(contract_id, price), float(volume), current))
+        return to_wire(DepthEntry(stamp, kind, self.market.price(contract_id, price), volume, current))
 
     # ------------------------------------------------------------------ live steps
 
@@ -116,7 +116,7 @@ class MarketFeed:
             times = [format_ts(from_us(t)) for t in ticks.time.tolist()]
             price_values = market.prices(contract_id, ticks.price)
             records = [
-                {"symbolId": symbol_id, "price": p, "timestamp": ts, "type": s, "volume": float(v)}
+                {"symbolId": symbol_id, "price": p, "timestamp": ts, "type": s, "volume": v}
                 for p, v, s, ts in zip(price_values, sizes, sides, times, strict=True)
             ]
             trade_pushes = _chunks(records, self.max_batch)
@@ -153,7 +153,7 @@ class MarketFeed:
 
         def rec(kind: DomType, price: int, volume: int, current: int = 0) -> dict[str, Any]:
             return {"timestamp": ts, "type": int(kind), "price": market.price(contract_id, price),
-                    "volume": float(volume), "currentVolume": current}
+                    "volume": volume, "currentVolume": current}
 
         out += [rec(DomType.TRADE, p, live.vap[p], v) for p, v in last_at.items()]
         for kind, best_kind, old, new in ((DomType.BID, DomType.BEST_BID, live.book.bids, book.bids),

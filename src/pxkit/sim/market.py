@@ -209,7 +209,7 @@ class Market:
             open=self.price(contract_id, open_),
             high=self.price(contract_id, high),
             low=self.price(contract_id, low),
-            volume=float(volume),
+            volume=volume,  # a JSON integer, as the gateway sends it
             last_updated=when,
             timestamp=when,
         )

@@ -9,14 +9,13 @@ from typing import Any
 from .. import models
 from ..codec import envelope, failure, to_wire
 from ..enums import BarsError, BarUnit, ContractError, LoginError, SearchError
-from ..times import format_ts, to_us
+from ..times import to_us
 from .auth import Credentials, TokenIssuer
 from .engine import Simulator
 from .exchange import ExchangeError
 
 MAX_BARS = 20_000
 _BAR_UNITS = frozenset(BarUnit) - {BarUnit.UNSPECIFIED}
-_TS_MIX = ("offset", "offset", "z", "offset", "naive", "offset", "millis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +126,7 @@ class GatewayApi:
         bars = market.bars(body.contract_id, to_us(body.start_time), to_us(body.end_time), self.sim.clock.now_us(),
                            body.unit, body.unit_number, body.include_partial_bar)
         newest = bars[::-1][: body.limit]
-        return envelope(bars=[_bar_wire(b) for b in newest])
+        return envelope(bars=[to_wire(b) for b in newest])
 
     # ------------------------------------------------------------------ account data
 
@@ -144,11 +143,3 @@ class GatewayApi:
                     for p in exchange.ledger.open_positions(account_id)]
 
         return self._listing("positions", body, positions)
-
-
-def _bar_wire(bar: models.Bar) -> dict[str, Any]:
-    """A bar on the wire; its timestamp shape varies deterministically, as on the real gateway."""
-    wire = to_wire(bar)
-    minute = to_us(bar.timestamp) // 60_000_000
-    wire["t"] = format_ts(bar.timestamp, _TS_MIX[minute % len(_TS_MIX)])
-    return wire
