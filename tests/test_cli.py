@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pxkit.cli import API_KEY_ENV
+from pxkit.sim.clock import DEFAULT_START
 
 SCRIPT = Path(sys.executable).with_name("pxkit")
+READY_WITHIN = 60.0  # seconds a started command may take to print its first line on a loaded machine
+
+
+def first_line(process: subprocess.Popen, within: float = READY_WITHIN) -> str:
+    """The next line the process prints, waited for at most `within` seconds; "" if it closed stdout."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        assert selector.select(within), f"no line from {process.args} within {within} s"
+    return process.stdout.readline()
 
 
 @pytest.fixture
@@ -26,7 +39,7 @@ def serve():
                                    stderr=subprocess.PIPE, text=True,
                                    env={**clean, "PYTHONUNBUFFERED": "1", **(env or {})})
         processes.append(process)
-        line = process.stdout.readline()  # the one ready line; a dead server closes stdout
+        line = first_line(process)  # the one ready line; a dead server closes stdout
         assert line.startswith("pxkit sim ready at http://127.0.0.1:"), line
         return process, line.split(" at ")[1].split()[0]
 
@@ -47,8 +60,9 @@ def test_sim_serves_on_loopback_with_default_credentials_and_stops_on_interrupt(
     wrong = login(url, "demo", "nope")
     assert (wrong["success"], wrong["errorCode"], wrong["token"]) == (False, 3, None)
     process.send_signal(signal.SIGINT)
-    assert process.wait(10) == 0
+    assert process.wait(10) == 130  # the shell's status for Ctrl-C
     assert process.stdout.read() == ""  # exactly one line was printed
+    assert process.stderr.read() == "pxkit sim: interrupted\n"  # one line, no traceback
 
 
 def command_line(process: subprocess.Popen) -> str:
@@ -75,6 +89,9 @@ def test_sim_takes_its_api_key_from_the_environment_out_of_the_process_list(serv
     assert login(url, "alice", "env-key-7f3a")["success"] is True
     assert login(url, "alice", "demo")["errorCode"] == 3
     assert "env-key-7f3a" not in command_line(process)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(10) == 130
+    assert "env-key-7f3a" not in process.stdout.read() + process.stderr.read()  # never printed
 
 
 def test_sim_takes_its_api_key_from_a_file(serve, tmp_path: Path):
@@ -141,3 +158,78 @@ def test_demo_streams_trades_a_bracket_and_exits_cleanly():
     assert any(line.split()[:1] == ["MGC"] and line.split()[3] == "1.00" for line in lines)  # the matrix diagonal
     assert lines[-1].startswith("shut down cleanly")
     assert "secret-key" not in done.stdout + done.stderr  # the demo never touches the real gateway's credentials
+
+
+def test_demo_ends_with_one_line_on_interrupt():
+    process = subprocess.Popen([str(SCRIPT), "demo", "--seconds", "300"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert first_line(process).startswith("suite up in")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 130
+        assert process.stderr.read() == "pxkit demo: interrupted\n"
+        assert "shut down cleanly" not in process.stdout.read()  # it stopped streaming instead of finishing
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.mark.parametrize(("flags", "complaint"), [
+    (["sim", "--start", "yesterday"], "argument --start: 'yesterday' is neither an ISO-8601 time"),
+    (["sim", "--start", "2300-01-01T00:00:00Z"], "argument --start: '2300-01-01T00:00:00Z' is outside the years"),
+    (["sim", "--port", "99999"], "argument --port: '99999' is not a port number 0-65535"),
+    (["sim", "--port", "-1"], "argument --port: '-1' is not a port number 0-65535"),
+    (["sim", "--port", "http"], "argument --port: 'http' is not a port number 0-65535"),
+    (["sim", "--log-level", "LOUD"], "argument --log-level: invalid choice: 'LOUD'"),
+    (["sim", "--speed", "0"], "argument --speed: '0' is not a factor above 0"),
+    (["sim", "--speed", "nan"], "argument --speed: 'nan' is not a factor above 0"),
+    (["sim", "--speed", "1e300"], "argument --speed: '1e300' is not a factor above 0 and at most 10000"),
+    (["sim", "--trades-per-minute", "-1"], "argument --trades-per-minute: '-1' is not a rate above 0"),
+    (["sim", "--trades-per-minute", "inf"], "argument --trades-per-minute: 'inf' is not a rate above 0"),
+    (["sim", "--max-batch", "0"], "argument --max-batch: '0' is not a whole number >= 1"),
+    (["sim", "--max-batch", "2.5"], "argument --max-batch: '2.5' is not a whole number >= 1"),
+    (["sim", "--seed", "-1"], "argument --seed: '-1' is not a whole number >= 0"),
+    (["demo", "--seconds", "-5"], "argument --seconds: '-5' is not a number of seconds above 0"),
+    (["demo", "--seconds", "0"], "argument --seconds: '0' is not a number of seconds above 0"),
+    (["demo", "--seconds", "nan"], "argument --seconds: 'nan' is not a number of seconds above 0"),
+    (["demo", "--seconds", "inf"], "argument --seconds: 'inf' is not a number of seconds above 0"),
+    (["demo", "--seed", "x"], "argument --seed: 'x' is not a whole number >= 0"),
+    (["demo", "--log-level", "LOUD"], "argument --log-level: invalid choice: 'LOUD'"),
+], ids=" ".join)
+def test_bad_values_get_the_usage_error_not_a_traceback(flags: list[str], complaint: str):
+    done = subprocess.run([sys.executable, "-m", "pxkit", *flags], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"usage: pxkit {flags[0]} ")
+    assert done.stderr.splitlines()[-1].startswith(f"pxkit {flags[0]}: error: {complaint}")
+    assert "Traceback" not in done.stderr
+
+
+def test_log_level_names_are_taken_in_any_case(serve):
+    process, _ = serve("--log-level", "info")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(10) == 130
+    assert "INFO:pxkit.sim.server:simulated gateway listening on" in process.stderr.read()
+
+
+def served_time(url: str) -> datetime:
+    """The simulated time the gateway serves, from the Date header of an answer (whole seconds)."""
+    return parsedate_to_datetime(httpx.post(f"{url}/api/Auth/loginKey", json={"userName": "demo", "apiKey": "demo"},
+                                            timeout=10).headers["Date"])
+
+
+def test_sim_starts_at_the_default_start_like_the_embedded_simulator(serve):
+    _, url = serve()
+    assert DEFAULT_START <= served_time(url) < DEFAULT_START + timedelta(minutes=1)  # its clock runs from there
+
+
+def test_sim_start_now_follows_the_wall_clock(serve):
+    before = datetime.now(UTC).replace(microsecond=0)
+    _, url = serve("--start", "NOW")
+    assert before <= served_time(url) <= datetime.now(UTC)
+
+
+def test_sim_start_takes_an_iso_time(serve):
+    _, url = serve("--start", "2026-06-15T13:30:00Z")
+    start = datetime(2026, 6, 15, 13, 30, tzinfo=UTC)
+    assert start <= served_time(url) < start + timedelta(minutes=1)

@@ -18,7 +18,8 @@ PACKAGE = Path(pxkit.__file__).parent
 # Each component may import only components of a lower layer. The suite is the composition root: it wires every
 # layer below it and imports the simulator (layer 7) inside the function that starts it, never at module level.
 # `__init__` re-exports the public names from below; `demo` drives a suite; `cli` runs the demo or the simulator
-# and reads `__version__` from `__init__`. `lab` is the Jupyter layer, above the suite.
+# and reads `__version__` from `__init__`; `__main__` (`python -m pxkit`) runs the cli. `lab` is the Jupyter layer,
+# above the suite.
 LAYERS = {
     "enums": 0, "errors": 0, "loops": 0,
     "times": 1, "html": 1, "hours": 1,
@@ -32,6 +33,7 @@ LAYERS = {
     "lab": 9,
     "__init__": 10, "demo": 10,
     "cli": 11,
+    "__main__": 12,
 }
 SIM_MAY_IMPORT = {"enums", "errors", "models", "codec", "times", "hours", "sim"}
 

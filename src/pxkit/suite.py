@@ -142,10 +142,11 @@ class TradingSuite:
             if simulated is False or (simulated is None and ProjectXConfig.credentials_in_env()):
                 config = ProjectXConfig.from_env()
             else:
-                sim = await _start_simulator(seed)
-                log.warning("%s: using the embedded simulator at %s (seed %d)",
+                sim, options = await _start_simulator(seed, options)
+                log.warning("%s: using the embedded simulator at %s (seed %d)%s",
                             "simulator asked for" if simulated else "no ProjectX credentials in the environment",
-                            sim.base_url, seed)
+                            sim.base_url, seed, f"; risk store {options.risk.db_path}"
+                            if options.risk is not None and "risk_manager" in options.features else "")
                 config = ProjectXConfig.for_simulator(sim.base_url)
         client = ProjectX(config)
         suite: TradingSuite | None = None
@@ -443,13 +444,23 @@ def _warn_if_running(account: Account, symbols: Sequence[str]) -> None:
                         account.id, ", ".join(other.contexts))
 
 
-async def _start_simulator(seed: int) -> SimServer:
-    """The embedded simulator, imported only now: `import pxkit` must not load aiohttp, numpy and the exchange."""
+async def _start_simulator(seed: int, options: SuiteOptions) -> tuple[SimServer, SuiteOptions]:
+    """The embedded simulator, imported only now: `import pxkit` must not load aiohttp, numpy and the exchange.
+
+    A risk store left at the default file moves into the simulator's own directory, removed when it stops, so a
+    simulated account never writes into the real risk database; any other `db_path` is kept.
+    """
+    from dataclasses import replace
+
+    from .risk.limits import default_db_path
     from .sim import SimConfig, SimServer
     from .sim.clock import DEFAULT_START
 
     config = SimConfig(seed=seed, trades_per_minute=EMBEDDED_TRADES_PER_MINUTE)
-    return await SimServer(config=config, realtime=True, start=DEFAULT_START).start()
+    sim = await SimServer(config=config, realtime=True, start=DEFAULT_START).start()
+    if options.risk is not None and options.risk.db_path == default_db_path():
+        options = replace(options, risk=replace(options.risk, db_path=sim.state_dir / "risk.sqlite3"))
+    return sim, options
 
 
 class SuiteStarter:

@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 
 from ..times import from_us, to_us
 
-DEFAULT_START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # a Monday at the US cash open
+# The one default start: manual clocks, the embedded suite and `pxkit sim` (unless `--start now`) begin here; only a
+# real-time SimClock given no start follows the wall clock. Monday 2 March 2026, 14:30 UTC = 09:30 New York, the US
+# cash open, when the March 2026 contracts (H26, names like MNQH6) are the active ones.
+DEFAULT_START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
 
 class SimClock:

@@ -6,7 +6,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import shutil
+import tempfile
 from datetime import datetime
+from functools import cached_property
+from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
@@ -26,6 +30,7 @@ class SimServer:
 
     With `realtime=False` (the default, for tests) simulated time stands still until `advance()` is awaited;
     with `realtime=True` it follows the wall clock (times `speed`) and a pump streams the market.
+    Files that belong to this simulator's lifetime go in `state_dir`, removed by `stop()`.
     """
 
     def __init__(
@@ -77,6 +82,13 @@ class SimServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if "state_dir" in self.__dict__:
+            shutil.rmtree(self.__dict__.pop("state_dir"), ignore_errors=True)
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """A fresh private temporary directory, made when first asked for and removed by `stop()`."""
+        return Path(tempfile.mkdtemp(prefix="pxkit-sim-"))
 
     async def __aenter__(self) -> SimServer:
         return await self.start()
