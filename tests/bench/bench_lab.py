@@ -54,7 +54,7 @@ if not hasattr(Chart, "_untimed_flush"):
     Chart._flush = _timed_flush"""
 BIG_CELLS = [
     'suite = await lab.suite("MNQ", config=ProjectXConfig.for_simulator(URL), timeframes=["1min"], '
-    'max_bars=30_000, initial_days=20)',  # 20 days of 1-minute bars hold more than 20,000 with the weekends
+    'max_bars=45_000, initial_days=30)',  # 30 calendar days hold about 20 trading days of 23 open hours
     f'lab.chart(suite["MNQ"], timeframe="1min", bars={BIG})',
 ]
 LIVE_CELLS = [
