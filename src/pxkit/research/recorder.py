@@ -148,6 +148,7 @@ class Recorder:
         self.root = recording_dir(path)
         self.run = f"{datetime.now(UTC):%Y%m%dT%H%M%S}{secrets.token_hex(4)}"
         self.stats = RecorderStats()
+        self.received = 0  # messages given to `write`
         self.compact = compact
         self.max_rows = max_rows
         self._queue: queue.Queue[Any] = queue.Queue(queue_size)
@@ -171,6 +172,7 @@ class Recorder:
         """Queue one push for the writer; blocks while the queue is full (back-pressure, never a drop)."""
         if self._stopped:
             raise ClosedError("this recorder is stopped")
+        self.received += 1
         try:
             self._queue.put_nowait(message)
             return
