@@ -1,7 +1,8 @@
-"""The `pxkit` command line: `pxkit sim` serves the simulated gateway, `pxkit demo` runs the kit on it.
+"""The `pxkit` command line: `pxkit sim` serves the simulated gateway, `pxkit demo` runs the kit on it, `pxkit record`
+records a gateway's market and account pushes to parquet.
 
-Bad values are refused with argparse's one-line usage error (exit 2); Ctrl-C ends either command with one line
-and exit status 130.
+Bad values are refused with argparse's one-line usage error (exit 2); Ctrl-C ends any command with one line and
+exit status 130 (`record` writes what it holds first).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
-from .errors import ProtocolError
+from .errors import InputError, ProtocolError, PxError
 from .times import parse_ts
 
 API_KEY_ENV = "PXKIT_SIM_API_KEY"
@@ -136,6 +137,47 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     _add_log_level(demo, "ERROR")
 
 
+def _record_parser(sub: argparse._SubParsersAction) -> None:
+    record = sub.add_parser("record", help="record trades, quotes, depth and the account's events to parquet",
+                            description="Record the market pushes of SYMBOLS and the account's orders, fills, "
+                                        "positions and balance to partitioned parquet under --out, from the gateway "
+                                        "named by the PROJECT_X_* environment, else the embedded simulator.")
+    record.add_argument("symbols", nargs="+", metavar="SYMBOLS", help="instruments, e.g. MNQ ES")
+    record.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="recording directory, made if missing; an existing recording gets new parts")
+    record.add_argument("--seconds", type=_number(float, "a number of seconds above 0", 0, low_open=True),
+                        help="stop after this long (default: until interrupted)")
+    record.add_argument("--flush-interval", type=_number(float, "a number of seconds above 0 and at most 3600", 0,
+                                                         3600, low_open=True),
+                        default=1.0, help="seconds between writes; a kill loses at most this much (default 1)")
+    _add_log_level(record, "ERROR")
+
+
+async def _record(args: argparse.Namespace) -> int:
+    try:
+        return await _record_suite(args)
+    except PxError as exc:  # no instrument started, a refused login...: one line, not a traceback
+        print(f"pxkit record: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+async def _record_suite(args: argparse.Namespace) -> int:
+    from .suite import TradingSuite
+
+    async with TradingSuite.create(args.symbols, timeframes=["1min"], features=["orderbook"]) as suite:
+        where = "the embedded simulator" if suite.sim is not None else suite.client.config.api_url
+        names = ", ".join(f"{symbol} {ctx.instrument_info.id}" for symbol, ctx in suite.items())
+        async with suite.record(args.out, flush_interval=args.flush_interval) as recording:
+            failed = "".join(f"; {symbol} failed: {error}" for symbol, error in suite.failures.items())
+            print(f"pxkit record: {names} from {where} to {recording.path}{failed}", flush=True)
+            if args.seconds is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(args.seconds)
+        rows = ", ".join(f"{n} {kind}" for kind, n in recording.stats.rows.items() if n)
+        print(f"pxkit record: wrote {rows or 'no rows'} in {recording.stats.parts} files", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pxkit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _demo_parser(sub)
     _sim_parser(sub)
+    _record_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr)
     try:
@@ -150,6 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run
 
             return asyncio.run(run(args.seconds, args.seed))
+        if args.command == "record":
+            from .research.recorder import recording_dir
+
+            try:
+                recording_dir(args.out)
+            except InputError as exc:
+                sub.choices["record"].error(f"argument --out: {exc}")
+            return asyncio.run(_record(args))
         return asyncio.run(_serve_sim(args, _sim_api_key(args, parser)))
     except KeyboardInterrupt:  # Ctrl-C, at any point: asyncio.run has already cancelled and awaited the command
         print(f"pxkit {args.command}: interrupted", file=sys.stderr, flush=True)

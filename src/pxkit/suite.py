@@ -46,6 +46,9 @@ from .router import Router, cancel
 from .stats import ComponentStats, HealthInputs, SuiteStats, health_badge, health_score
 
 if TYPE_CHECKING:
+    from os import PathLike
+
+    from .research.recorder import Recording
     from .sim import SimServer
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,7 @@ class TradingSuite:
         self.risk: RiskManager | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._resyncs: set[asyncio.Task[None]] = set()
+        self._recordings: list[Recording] = []
         self._closed = False
 
     # ------------------------------------------------------------------ creation
@@ -368,6 +372,20 @@ class TradingSuite:
             table(list(stats["failures"].items()), ("failed", "why"), align="ll") if self.failures else "",
             note=self._where())
 
+    # ------------------------------------------------------------------ recording
+
+    def record(self, path: str | PathLike[str], *, flush_interval: float = 1.0) -> Recording:
+        """Record every push of this suite's hubs (its instruments' trades, quotes and depth, the account's orders,
+        fills, positions and balance) to parquet under `path` from now on, flushed every `flush_interval` seconds
+        (pxkit.research.recorder). `await rec.stop()`, `async with`, or closing the suite ends it."""
+        from .research.recorder import Recording  # research sits above the suite: loaded only when recording
+
+        if self._closed:
+            raise ClosedError("this suite is closed; there is nothing left to record")
+        recording = Recording(self.realtime, path, flush_interval=flush_interval, on_stop=self._recordings.remove)
+        self._recordings.append(recording)
+        return recording
+
     # ------------------------------------------------------------------ stats
 
     async def get_stats(self) -> SuiteStats:
@@ -409,7 +427,8 @@ class TradingSuite:
         _LIVE.discard(self)
         for task in [*self._tasks, *self._resyncs]:
             await cancel(task)
-        steps: list[tuple[str, Awaitable[Any]]] = [("risk", self.risk.aclose())] if self.risk is not None else []
+        steps: list[tuple[str, Awaitable[Any]]] = [("recording", r.stop()) for r in list(self._recordings)]
+        steps += [("risk", self.risk.aclose())] if self.risk is not None else []
         steps += [(f"orders {c.symbol}", c.orders.aclose()) for c in self.contexts.values()]
         steps += [(f"bars {c.symbol}", c.data.aclose()) for c in self.contexts.values()]
         steps += [("hubs", self.realtime.disconnect()), ("http", self.client.close(reason="this suite is closed"))]
