@@ -93,14 +93,16 @@ async def run_stepped(strategy: Strategy, suite: TradingSuite, sim: Simulator, s
     prices = pl.concat([ctx.data.bars["1min"].frame().filter(pl.col("timestamp") >= start, pl.col("timestamp") < end)
                         .select(pl.lit(symbol).alias("symbol"), pl.all()) for symbol, ctx in suite.items()])
     return BacktestResult(type(strategy).__name__, strategy.params, tuple(suite), start, end, seed, balance,
-                          orders_frame(orders, symbols), trades, equity, prices, summary(trades, equity, balance))
+                          orders_frame(orders, symbols), trades, equity, prices, stepper.ticks,
+                          summary(trades, equity, balance))
 
 
 async def backtest(strategy: Strategy, symbols: str | Sequence[str], *, day: date | str | None = None,
                    start: datetime | None = None, end: datetime | None = None, seed: int = 1, step: float = 0.25,
-                   timeframes: Sequence[str] = ()) -> BacktestResult:
+                   timeframes: Sequence[str] = (), trades_per_minute: float = 60.0) -> BacktestResult:
     """Backtest `strategy` on `symbols` over one trading day (`day`, default the simulator's default day) or
-    [start, end) of the simulator's market with `seed`, stepping its clock by `step` seconds.
+    [start, end) of the simulator's market with `seed` (`trades_per_minute` per instrument on average),
+    stepping its clock by `step` seconds.
 
     >>> result = await backtest(MyStrategy(fast=5), ["MNQ", "MGC"], day="2026-03-03")  # doctest: +SKIP
     """
@@ -111,8 +113,11 @@ async def backtest(strategy: Strategy, symbols: str | Sequence[str], *, day: dat
     names = _symbols(symbols)
     start, end = window(day, start, end)
     check_step(step)
+    if (isinstance(trades_per_minute, bool) or not isinstance(trades_per_minute, int | float)
+            or not 1 <= trades_per_minute <= 100_000):
+        raise InputError(f"trades_per_minute must be a number from 1 to 100,000, got {trades_per_minute!r}")
     options = suite_options(strategy, start, end, timeframes)
-    sim = Simulator(SimConfig(seed=seed, step_seconds=step), SimClock(start))
+    sim = Simulator(SimConfig(seed=seed, trades_per_minute=trades_per_minute, step_seconds=step), SimClock(start))
     gateway = InProcessGateway(sim)
     config = ProjectXConfig.for_simulator(f"http://backtest-{seed}.invalid", gateway.credentials.user_name,
                                           gateway.credentials.api_key)

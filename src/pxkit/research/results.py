@@ -117,6 +117,7 @@ class BacktestResult:
     trades: pl.DataFrame
     equity: pl.DataFrame
     prices: pl.DataFrame  # closed 1-min bars of every instrument over the window: symbol, timestamp, OHLCV
+    market_trades: int  # prints the simulated market made over the window, all instruments
     stats: dict[str, float] = field(default_factory=dict)
 
     def report(self) -> alt.VConcatChart:

@@ -70,6 +70,7 @@ class Stepper:
         self.step_us = round(check_step(step) * 1_000_000)
         self.after_step = after_step
         self.steps = 0
+        self.ticks = 0  # market prints the simulator made on the way
 
     async def run(self, end: datetime) -> None:
         """Step until the simulated clock reaches `end`, session by session."""
@@ -89,7 +90,7 @@ class Stepper:
 
     async def _step(self, t_us: int) -> None:
         self.sim.clock.set(t_us)
-        self.sim.step()
+        self.ticks += self.sim.step()
         await self._quiesce()
         self.suite.tick()
         await self._quiesce()
