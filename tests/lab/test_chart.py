@@ -69,7 +69,7 @@ async def test_the_state_is_the_suites_bars_with_volume_and_indicators(sim) -> N
         want = expected(mnq, bars=25)
         cols = columns(state, buffers)
         assert state["rows"] == 25 and state["limit"] == 25 and state["seq"] == 0
-        assert [s["name"] for s in state["series"]] == ["sma_50", "ema_20", "bb_middle", "bb_upper", "bb_lower", "vwap"]
+        assert [s["name"] for s in state["series"]] == ["sma_50", "ema_20", "bb_upper", "bb_middle", "bb_lower", "vwap"]
         for name in want.columns:
             assert same(cols[name], want[name].to_list(), exact=name == "time"), name
         assert not math.isnan(cols["sma_50"][0])  # indicators are computed on all the bars, not the 25 shown
