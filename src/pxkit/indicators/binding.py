@@ -8,13 +8,13 @@ imported on first use, so `import pxkit` does not load it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from ..errors import InputError
@@ -52,8 +52,10 @@ def _lib() -> ModuleType:
 
 @cache
 def _function(name: str) -> TalibFunction:
-    lib = _lib()
+    import numpy as np
     from talib import _ta_lib, abstract
+
+    lib = _lib()
 
     info = abstract.Function(name).info
     inputs: list[str] = []
@@ -79,7 +81,7 @@ def _checked(fn: TalibFunction, params: dict[str, Any]) -> tuple[dict[str, int |
     for key, value in params.items():
         if key not in fn.parameters:
             raise InputError(f"{fn.name} has no parameter {key!r}; its parameters are {fn.parameters}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise InputError(f"{fn.name} {key} must be a number, got {value!r}")
         if key in fn.integer_parameters and not isinstance(value, int):
             raise InputError(f"{fn.name} {key} must be an int, got {value!r}")
@@ -122,7 +124,7 @@ def talib(name: str, *inputs: str | pl.Expr, names: str | Sequence[str] | None =
 def _out_names(fn: TalibFunction, names: str | Sequence[str] | None) -> tuple[str, ...]:
     if names is None:
         return fn.column_names()
-    out = (names,) if isinstance(names, str) else tuple(names)
+    out = (names,) if isinstance(names, str) else tuple(names) if isinstance(names, Sequence) else ()
     if len(out) != len(fn.outputs) or not all(isinstance(n, str) for n in out) or len(set(out)) != len(out):
         raise InputError(f"names for {fn.name} must be {len(fn.outputs)} distinct strings for {fn.outputs}, "
                          f"got {names!r}")
