@@ -17,6 +17,7 @@ from pxkit.enums import OrderSide
 from pxkit.errors import InputError
 from pxkit.hours import trading_day
 from pxkit.indicators import add_indicators, vwap
+from pxkit.indicators import talib as talib_expr
 from pxkit.lab.charting import _with_day
 from suites import open_suite
 from waiting import until
@@ -80,14 +81,15 @@ async def test_the_state_is_the_suites_bars_with_volume_and_indicators(sim) -> N
 
 
 async def test_the_forming_bar_carries_talibs_values_over_the_closed_bars_and_itself(sim) -> None:
-    """The open bar is updated in place: each time it changes, its indicator values are TA-Lib's over every bar
-    kept and the forming one, to 1e-9."""
+    """The open bar is updated in place: each time it changes, its indicator values (named ones and a TA-Lib
+    expression) are TA-Lib's over every bar kept and the forming one, to 1e-9."""
     async with open_suite(sim, ["MNQ"]) as suite:
         mnq = suite["MNQ"]
         await sim.advance(30 * 60 + 15)
         await until(lambda: mnq.data.bars["1min"].forming is not None, "a forming bar")
         chart = lab.chart(mnq, "1min", indicators=["sma_50", "ema_20", "bollinger", "rsi", "macd", "atr_5",
-                                                   "stochastic", "adx", "obv"], bars=25)
+                                                   "stochastic", "adx", "obv", talib_expr("kama", timeperiod=30)],
+                          bars=25)
         seen = set()
         for _ in range(4):
             await sim.advance(10)
@@ -95,7 +97,8 @@ async def test_the_forming_bar_carries_talibs_values_over_the_closed_bars_and_it
             forming = mnq.data.bars["1min"].forming
             bars = mnq.data.bars.frame("1min", include_forming=True)
             h, lo, c, v = (bars[n].cast(pl.Float64).to_numpy() for n in ("high", "low", "close", "volume"))
-            want = {"sma_50": talib.SMA(c, 50), "ema_20": talib.EMA(c, 20), "rsi_14": talib.RSI(c, 14),
+            want = {"kama": talib.KAMA(c, 30), "sma_50": talib.SMA(c, 50), "ema_20": talib.EMA(c, 20),
+                    "rsi_14": talib.RSI(c, 14),
                     "atr_5": talib.ATR(h, lo, c, 5), "adx": talib.ADX(h, lo, c, 14), "obv": talib.OBV(c, v),
                     "plus_di": talib.PLUS_DI(h, lo, c, 14), "minus_di": talib.MINUS_DI(h, lo, c, 14),
                     **dict(zip(("bb_upper", "bb_middle", "bb_lower"), talib.BBANDS(c, 20, 2.0, 2.0), strict=True)),

@@ -71,7 +71,7 @@ class Chart(LabWidget):
             indicators = [indicators]
         name = ctx.data.bars[timeframe].timeframe.name  # InputError for a timeframe the suite does not build
         self.ctx = ctx
-        self._specs = [vwap(by="day") if spec == "vwap" else spec for spec in indicators]
+        self._specs = [vwap(by="day") if isinstance(spec, str) and spec == "vwap" else spec for spec in indicators]
         self._closed: tuple[tuple[int, datetime | None], pl.DataFrame] | None = None  # (its key, closed bars)
         empty = add_indicators(_with_day(ctx.data.bars.frame(name, 0)), *self._specs)  # InputError if unknown
         lines = [c for c in empty.columns if c not in ("timestamp", "day", *BASE)]
