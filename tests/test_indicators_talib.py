@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 import talib as ta
 from polars.testing import assert_frame_equal
+from talib import abstract
 
 from conftest import MNQ
 from pxkit import indicators as ind
@@ -149,7 +150,7 @@ def test_a_sample_over_the_groups_is_reachable_and_aligned_with_the_bars(bars) -
         want = call(*ohlcv)
         want = want if isinstance(want, tuple) else (want,)
         assert out.columns == listed.filter(pl.col("name") == name)["outputs"][0].to_list(), name
-        lookback = ta.abstract.Function(name, **params).lookback
+        lookback = abstract.Function(name, **params).lookback
         assert 0 <= lookback < bars.height
         for column, values in zip(out.columns, want, strict=True):
             if values.dtype.kind == "i":  # candlestick patterns: -100, 0, 100 per bar, null over the lookback
@@ -195,7 +196,7 @@ def test_rows_before_every_input_is_present_count_as_warm_up() -> None:
     frame = pl.DataFrame({"open": close, "high": close, "low": close, "close": close})
     out = frame.with_columns(ind.talib("SMA", timeperiod=3), ind.talib("CDLDOJI"))
     assert out["sma"].to_list()[:9] == [None, None, None, None, 2.0, 3.0, 4.0, 13 / 3, 4.0]
-    assert out["cdldoji"].null_count() == 2 + ta.abstract.Function("CDLDOJI").lookback  # never a made-up 0
+    assert out["cdldoji"].null_count() == 2 + abstract.Function("CDLDOJI").lookback  # never a made-up 0
 
 
 BAD = [
@@ -204,7 +205,8 @@ BAD = [
     (("RSI",), {"timeperiod": 0}), (("RSI",), {"timeperiod": 100_001}), (("RSI",), {"timeperiod": 2.5}),
     (("RSI",), {"timeperiod": True}), (("RSI",), {"timeperiod": "14"}), (("MA",), {"matype": 99}),
     (("BBANDS",), {"nbdevup": float("nan")}), (("BBANDS",), {"names": ("a", "b")}), (("RSI",), {"names": 3}),
-    (("MACD",), {"names": ("a", "a", "b")}), (("SMA", "close", "open"), {}),
+    (("MACD",), {"names": ("a", "a", "b")}), (("SMA", "close", "open"), {}), (("SMA", 3), {}),
+    (("RSI",), {"timeperiod": 2**31}),  # beyond C's int
 ]
 
 
