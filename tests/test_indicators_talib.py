@@ -176,7 +176,13 @@ def test_functions_lists_every_talib_function_with_its_group_inputs_parameters_a
     assert rows["BBANDS"]["group"] == "Overlap Studies" and "nbdevup=2.0" in rows["BBANDS"]["parameters"]
 
 
-def test_inputs_names_case_laziness_and_groups(bars) -> None:
+def test_on_price_scale_tells_averages_and_bands_from_oscillators() -> None:
+    assert [ind.on_price_scale(c) for c in ("kama", "bbands_upperband", "sar", "vwap")] == [True] * 4
+    assert [ind.on_price_scale(c) for c in ("cci", "macd_macd", "obv", "cdldoji", "aroon_aroonup")] == [False] * 5
+    assert ind.on_price_scale("sma_50") is None  # pxkit's names are not TA-Lib's default ones
+
+
+def test_other_inputs_names_case_laziness_and_groups(bars) -> None:
     c, v, o = arrays(bars, "close", "volume", "open")
     out = bars.with_columns(ind.talib("sma", "volume", timeperiod=5, names="volume_sma"),
                             ind.talib("BETA", "close", pl.col("open") * 2, timeperiod=10),
@@ -186,9 +192,10 @@ def test_inputs_names_case_laziness_and_groups(bars) -> None:
     assert out.columns[-3:] == ["up", "mid", "lower"]
     specs = [ind.talib("MACD", fastperiod=3), ind.talib("CDLDOJI"), ind.rsi(), ind.bollinger()]
     assert_frame_equal(bars.lazy().with_columns(specs).collect(), bars.with_columns(specs))
-    per_day = bars.with_columns(ind.talib("EMA", timeperiod=20).over("day"))
+    per_day = bars.with_columns(ind.talib("EMA", timeperiod=20).over("day"), ind.macd().over("day"))
     for (_day,), part in per_day.partition_by("day", as_dict=True, maintain_order=True).items():
         agrees(part["ema"], ta.EMA(part["close"].to_numpy(), 20), 19)
+        agrees(part["macd_signal"], ta.MACD(part["close"].to_numpy())[1], 33)  # several outputs, per group too
 
 
 def test_rows_before_every_input_is_present_count_as_warm_up() -> None:

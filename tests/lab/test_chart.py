@@ -115,6 +115,19 @@ async def test_the_forming_bar_carries_talibs_values_over_the_closed_bars_and_it
         chart.close()
 
 
+async def test_talib_lines_on_the_prices_scale_go_over_the_candles_and_oscillators_below(sim) -> None:
+    async with open_suite(sim, ["MNQ"]) as suite:
+        chart = lab.chart(suite["MNQ"], "1min", indicators=[
+            "sma_20", "rsi", talib_expr("kama"), talib_expr("cci"), talib_expr("cdlengulfing"), talib_expr("bbands")])
+        page = Page(chart)
+        page.say({"kind": "hello"})
+        [(state, _, _)] = page.sent
+        assert {s["name"]: s["pane"] for s in state["series"]} == {
+            "sma_20": 0, "rsi_14": 1, "kama": 0, "cci": 1, "cdlengulfing": 1,
+            "bbands_upperband": 0, "bbands_middleband": 0, "bbands_lowerband": 0}
+        chart.close()
+
+
 async def test_deltas_are_coalesced_to_ten_a_second_and_the_last_carries_the_final_state(sim) -> None:
     async with open_suite(sim, ["MNQ"]) as suite:
         mnq = suite["MNQ"]

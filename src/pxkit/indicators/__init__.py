@@ -10,10 +10,10 @@ from typing import TypeVar
 import polars as pl
 
 from ..errors import InputError
-from .binding import functions, talib
+from .binding import functions, on_price_scale, talib
 
-__all__ = ["add_indicators", "adx", "atr", "bollinger", "ema", "functions", "macd", "obv", "rsi", "sma",
-           "stochastic", "talib", "vwap"]
+__all__ = ["add_indicators", "adx", "atr", "bollinger", "ema", "functions", "macd", "obv", "on_price_scale", "rsi",
+           "sma", "stochastic", "talib", "vwap"]
 
 # Conventions shared by every function below:
 # - Each returns a `pl.Expr` (one that expands into several columns where there are several outputs, or for

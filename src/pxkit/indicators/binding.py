@@ -19,7 +19,7 @@ import polars as pl
 
 from ..errors import InputError
 
-__all__ = ["functions", "talib"]
+__all__ = ["functions", "on_price_scale", "talib"]
 
 _INTEGER_PARAMETERS = (2, 3)  # TA_OptInput_IntegerRange, TA_OptInput_IntegerList; 0 and 1 are real numbers
 
@@ -36,6 +36,7 @@ class TalibFunction:
     integer_parameters: frozenset[str]
     outputs: tuple[str, ...]  # TA-Lib's output names
     integer_outputs: tuple[bool, ...]
+    price_scale: bool  # outputs on the input's scale (averages, bands), not an oscillator's
 
     def column_names(self) -> tuple[str, ...]:
         """The default output column names: `rsi` for one output, `macd_macdsignal` (function_output) for more."""
@@ -66,7 +67,8 @@ def _function(name: str) -> TalibFunction:
     probe = getattr(lib, name)(*(np.ones(1) for _ in inputs))  # output dtypes: TA-Lib's metadata does not say
     probe = probe if isinstance(probe, tuple) else (probe,)
     return TalibFunction(name, info["group"], info["display_name"], tuple(inputs), parameters, integer,
-                         tuple(info["output_names"]), tuple(a.dtype.kind == "i" for a in probe))
+                         tuple(info["output_names"]), tuple(a.dtype.kind == "i" for a in probe),
+                         "Output scale same as input" in (info["function_flags"] or ()))
 
 
 def _lookup(name: object) -> TalibFunction:
@@ -167,3 +169,14 @@ def functions() -> pl.DataFrame:
          "outputs": [list(f.column_names()) for f in rows]},
         schema={"name": pl.String, "group": pl.String, "description": pl.String, "inputs": pl.List(pl.String),
                 "parameters": pl.List(pl.String), "outputs": pl.List(pl.String)}).sort("group", "name")
+
+
+def on_price_scale(column: str) -> bool | None:
+    """Whether the TA-Lib output a column is named after by default (`kama`, `bbands_upperband`, `cci`) is on its
+    input's scale, as averages and bands are, rather than an oscillator's; None for a name no function gives."""
+    return _price_scaled().get(column)
+
+
+@cache
+def _price_scaled() -> dict[str, bool]:
+    return {col: fn.price_scale for fn in map(_function, _lib().get_functions()) for col in fn.column_names()}
