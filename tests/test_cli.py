@@ -1,21 +1,29 @@
-"""The `pxkit` command: `sim` serves the simulated gateway, prints its URL once, honours its flags; `--version`."""
+"""The `pxkit` command: `sim` serves the simulated gateway, prints its URL once, honours its flags; `record` writes a
+readable recording, stops cleanly on Ctrl-C, refuses bad values and never prints a secret; `--version`."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import selectors
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 
 from pxkit.cli import API_KEY_ENV
+from pxkit.research import read_recording
+from pxkit.sim import Credentials, SimConfig, SimServer
+from pxkit.sim.auth import TokenIssuer
 from pxkit.sim.clock import DEFAULT_START
+from test_security import leaks, record_tokens
 
 SCRIPT = Path(sys.executable).with_name("pxkit")
 READY_WITHIN = 60.0  # seconds a started command may take to print its first line on a loaded machine
@@ -233,3 +241,135 @@ def test_sim_start_takes_an_iso_time(serve):
     _, url = serve("--start", "2026-06-15T13:30:00Z")
     start = datetime(2026, 6, 15, 13, 30, tzinfo=UTC)
     assert start <= served_time(url) < start + timedelta(minutes=1)
+
+
+MNQ = "CON.F.US.MNQ.H26"
+TOKEN_START = TokenIssuer(b"any").issue("demo")[:20]  # every simulator token starts with this header
+NO_GATEWAY = {k: v for k, v in os.environ.items() if not k.startswith("PROJECT_X_")}  # the embedded simulator
+
+
+@pytest.fixture
+def record():
+    processes: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        process = subprocess.Popen([str(SCRIPT), "record", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env={**NO_GATEWAY, "PYTHONUNBUFFERED": "1"})
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_record_writes_a_recording_that_reads_back_and_says_what_it_wrote(record, tmp_path: Path):
+    out = tmp_path / "rec"
+    process = record("MNQ", "--out", str(out), "--seconds", "3", "--flush-interval", "0.5")
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stderr == ""
+    announced, wrote = stdout.splitlines()
+    assert announced == f"pxkit record: MNQ {MNQ} from the embedded simulator to {out}"
+    frames = {kind: read_recording(out, kind, contract=MNQ) for kind in ("trades", "quotes", "depth")}
+    assert all(frame.height > 0 for frame in frames.values()), {k: f.height for k, f in frames.items()}
+    assert set(frames["trades"]["contract"]) == {MNQ} and frames["trades"]["price"].min() > 0
+    assert wrote == (f"pxkit record: wrote {frames['trades'].height} trades, {frames['quotes'].height} quotes, "
+                     f"{frames['depth'].height} depth in {len(files(out))} files")  # one compacted file each
+    assert DEFAULT_START <= frames["trades"]["timestamp"].min() < DEFAULT_START + timedelta(minutes=1)
+
+
+def test_record_ends_on_interrupt_with_one_line_and_keeps_what_it_recorded(record, tmp_path: Path):
+    process = record("MNQ", "--out", str(tmp_path), "--flush-interval", "0.2")
+    assert first_line(process).startswith(f"pxkit record: MNQ {MNQ} from the embedded simulator to ")
+    trades = tmp_path / "trades"
+    deadline = time.monotonic() + 30
+    while len(parts := list(trades.rglob("part-*.parquet"))) < 2:  # two flushes of trades are on disk
+        assert time.monotonic() < deadline and process.poll() is None, "no two trades parts within 30 s"
+        time.sleep(0.02)
+    on_disk = sum(pl.read_parquet(p).height for p in parts)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 130
+    assert process.stderr.read() == "pxkit record: interrupted\n"  # one line, no traceback
+    assert process.stdout.read() == ""  # it was stopped, not finished: no "wrote" line
+    kept = read_recording(tmp_path, "trades", contract=MNQ)
+    assert kept.height >= on_disk > 0 and kept["seq"].is_unique().all()
+    # it stopped its recorder: what it held was written, and this run's parts of each partition merged into one
+    assert [p.name for p in files(trades)] == [f"part-{parts[0].name.split('-')[1]}.parquet"]
+    assert all(p.name.startswith("part-") for p in files(tmp_path))  # no temporary left behind
+    assert all(read_recording(tmp_path, kind).height > 0 for kind in ("trades", "quotes", "depth"))
+
+
+RECORD_BAD_VALUES = [
+    (["MNQ", "--out", "{file}"], "argument --out: {file} is not a directory"),
+    (["MNQ", "--out", "{dir}", "--flush-interval", "0"],
+     "argument --flush-interval: '0' is not a number of seconds above 0 and at most 3600"),
+    (["MNQ", "--out", "{dir}", "--flush-interval", "7200"],
+     "argument --flush-interval: '7200' is not a number of seconds above 0 and at most 3600"),
+    (["MNQ", "--out", "{dir}", "--seconds", "-1"], "argument --seconds: '-1' is not a number of seconds above 0"),
+    (["MNQ", "--out", "{dir}", "--seconds", "nan"], "argument --seconds: 'nan' is not a number of seconds above 0"),
+    (["--out", "{dir}"], "the following arguments are required: SYMBOLS"),
+    (["MNQ"], "the following arguments are required: --out"),
+]
+
+
+@pytest.mark.parametrize(("flags", "complaint"), RECORD_BAD_VALUES, ids=[" ".join(f) for f, _ in RECORD_BAD_VALUES])
+def test_record_refuses_bad_values_with_the_usage_error_and_writes_nothing(tmp_path: Path, flags: list[str],
+                                                                           complaint: str):
+    places = {"file": str(tmp_path / "taken.txt"), "dir": str(tmp_path / "rec")}
+    Path(places["file"]).write_text("not a recording\n")
+    done = subprocess.run([sys.executable, "-m", "pxkit", "record", *(f.format(**places) for f in flags)],
+                          capture_output=True, text=True, timeout=60, env=NO_GATEWAY)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("usage: pxkit record ")
+    assert done.stderr.splitlines()[-1] == f"pxkit record: error: {complaint.format(**places)}"
+    assert "Traceback" not in done.stderr
+    assert files(tmp_path) == [Path(places["file"])] and Path(places["file"]).read_text() == "not a recording\n"
+
+
+def test_record_of_an_unknown_symbol_says_so_and_exits_1(record, tmp_path: Path):
+    process = record("NOPE", "--out", str(tmp_path / "rec"), "--seconds", "30")
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and stdout == ""
+    assert stderr.splitlines()[-1] == "pxkit record: no contract found for symbol 'NOPE'"  # the command's own line
+    assert "Traceback" not in stderr and all("'NOPE'" in line for line in stderr.splitlines())
+    assert files(tmp_path) == []  # nothing recorded
+
+
+def test_record_prints_neither_the_embedded_simulators_key_nor_its_tokens(record, tmp_path: Path):
+    process = record("MNQ", "--out", str(tmp_path), "--seconds", "1", "--log-level", "DEBUG")
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "DEBUG:pxkit.client.auth:session token installed" in stderr  # it did log in, at DEBUG
+    secrets = {"api key": Credentials().api_key, "start of a token": TOKEN_START}
+    assert leaks(secrets, {"stdout": [stdout], "stderr": [stderr]}) == []
+
+
+async def test_record_prints_neither_a_gateways_key_nor_its_tokens(tmp_path: Path):
+    user, key = "trader-7", "pk_live_3c1d9e8f7a6b5c4d"
+    async with SimServer(config=SimConfig(seed=1, trades_per_minute=600), credentials=Credentials(user, key),
+                         realtime=True, start=DEFAULT_START) as sim:
+        issued = record_tokens(sim)
+        env = {**NO_GATEWAY, "PROJECT_X_USERNAME": user, "PROJECT_X_API_KEY": key, "PROJECT_X_API_URL": sim.base_url,
+               "PROJECT_X_USER_HUB_URL": sim.user_hub_url, "PROJECT_X_MARKET_HUB_URL": sim.market_hub_url}
+        process = await asyncio.create_subprocess_exec(
+            str(SCRIPT), "record", "MNQ", "--out", str(tmp_path), "--seconds", "1", "--log-level", "DEBUG",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        try:
+            out, err = (s.decode() for s in await asyncio.wait_for(process.communicate(), 60))
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, err
+    assert out.startswith(f"pxkit record: MNQ {MNQ} from {sim.base_url} to {tmp_path}") and issued
+    secrets = {"api key": key, "start of a token": TOKEN_START} | {f"token {n}": t for n, t in enumerate(issued)}
+    secrets |= {f"signature of token {n}": t.rsplit(".", 1)[1] for n, t in enumerate(issued)}
+    assert leaks(secrets, {"stdout": [out], "stderr": [err]}) == []
+    assert read_recording(tmp_path, "trades", contract=MNQ).height > 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pxkit
 
 SRC = Path(pxkit.__file__).parents[1]
-HEAVY = ("pxkit.sim", "aiohttp", "numpy", "ipywidgets", "altair", "anywidget", "yaml",
+HEAVY = ("pxkit.sim", "aiohttp", "numpy", "talib", "ipywidgets", "altair", "anywidget", "yaml",
          "signalrcore.hub_connection_builder")
 
 

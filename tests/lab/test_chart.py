@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+import talib
 
 from pages import Page, columns
 from pxkit import lab
@@ -16,6 +17,7 @@ from pxkit.enums import OrderSide
 from pxkit.errors import InputError
 from pxkit.hours import trading_day
 from pxkit.indicators import add_indicators, vwap
+from pxkit.indicators import talib as talib_expr
 from pxkit.lab.charting import _with_day
 from suites import open_suite
 from waiting import until
@@ -69,12 +71,60 @@ async def test_the_state_is_the_suites_bars_with_volume_and_indicators(sim) -> N
         want = expected(mnq, bars=25)
         cols = columns(state, buffers)
         assert state["rows"] == 25 and state["limit"] == 25 and state["seq"] == 0
-        assert [s["name"] for s in state["series"]] == ["sma_50", "ema_20", "bb_middle", "bb_upper", "bb_lower", "vwap"]
+        assert [s["name"] for s in state["series"]] == ["sma_50", "ema_20", "bb_upper", "bb_middle", "bb_lower", "vwap"]
         for name in want.columns:
             assert same(cols[name], want[name].to_list(), exact=name == "time"), name
         assert not math.isnan(cols["sma_50"][0])  # indicators are computed on all the bars, not the 25 shown
         assert state["markers"] == [] and state["avg_price"] is None
         assert chart.time_zone == "America/New_York"  # the page reads bar times in the trading day's zone
+        chart.close()
+
+
+async def test_the_forming_bar_carries_talibs_values_over_the_closed_bars_and_itself(sim) -> None:
+    """The open bar is updated in place: each time it changes, its indicator values (named ones and a TA-Lib
+    expression) are TA-Lib's over every bar kept and the forming one, to 1e-9."""
+    async with open_suite(sim, ["MNQ"]) as suite:
+        mnq = suite["MNQ"]
+        await sim.advance(30 * 60 + 15)
+        await until(lambda: mnq.data.bars["1min"].forming is not None, "a forming bar")
+        chart = lab.chart(mnq, "1min", indicators=["sma_50", "ema_20", "bollinger", "rsi", "macd", "atr_5",
+                                                   "stochastic", "adx", "obv", talib_expr("kama", timeperiod=30)],
+                          bars=25)
+        seen = set()
+        for _ in range(4):
+            await sim.advance(10)
+            await until(lambda: mnq.data.bars["1min"].forming is not None, "a forming bar")
+            forming = mnq.data.bars["1min"].forming
+            bars = mnq.data.bars.frame("1min", include_forming=True)
+            h, lo, c, v = (bars[n].cast(pl.Float64).to_numpy() for n in ("high", "low", "close", "volume"))
+            want = {"kama": talib.KAMA(c, 30), "sma_50": talib.SMA(c, 50), "ema_20": talib.EMA(c, 20),
+                    "rsi_14": talib.RSI(c, 14),
+                    "atr_5": talib.ATR(h, lo, c, 5), "adx": talib.ADX(h, lo, c, 14), "obv": talib.OBV(c, v),
+                    "plus_di": talib.PLUS_DI(h, lo, c, 14), "minus_di": talib.MINUS_DI(h, lo, c, 14),
+                    **dict(zip(("bb_upper", "bb_middle", "bb_lower"), talib.BBANDS(c, 20, 2.0, 2.0), strict=True)),
+                    **dict(zip(("macd", "macd_signal", "macd_hist"), talib.MACD(c), strict=True)),
+                    **dict(zip(("stoch_k", "stoch_d"), talib.STOCHF(h, lo, c, 14, 3), strict=True))}
+            last = chart.frame().row(-1, named=True)
+            assert (last["timestamp"], last["close"], last["volume"]) == (forming.timestamp, forming.close,
+                                                                         forming.volume)
+            assert set(want) == set(chart.lines)
+            for name, values in want.items():
+                assert last[name] == pytest.approx(values[-1], rel=1e-9), name
+            seen.add((forming.timestamp, forming.close))
+        assert len(seen) >= 3  # the open bar did change between the checks
+        chart.close()
+
+
+async def test_talib_lines_on_the_prices_scale_go_over_the_candles_and_oscillators_below(sim) -> None:
+    async with open_suite(sim, ["MNQ"]) as suite:
+        chart = lab.chart(suite["MNQ"], "1min", indicators=[
+            "sma_20", "rsi", talib_expr("kama"), talib_expr("cci"), talib_expr("cdlengulfing"), talib_expr("bbands")])
+        page = Page(chart)
+        page.say({"kind": "hello"})
+        [(state, _, _)] = page.sent
+        assert {s["name"]: s["pane"] for s in state["series"]} == {
+            "sma_20": 0, "rsi_14": 1, "kama": 0, "cci": 1, "cdlengulfing": 1,
+            "bbands_upperband": 0, "bbands_middleband": 0, "bbands_lowerband": 0}
         chart.close()
 
 

@@ -16,7 +16,7 @@ import traitlets
 from ..errors import InputError
 from ..events import Event, EventType
 from ..hours import DAY_OPEN, NEW_YORK, trading_day
-from ..indicators import add_indicators, vwap
+from ..indicators import add_indicators, on_price_scale, vwap
 from ..instrument.context import InstrumentContext
 from ..models import Trade
 from ..payloads import BarEvent
@@ -71,7 +71,7 @@ class Chart(LabWidget):
             indicators = [indicators]
         name = ctx.data.bars[timeframe].timeframe.name  # InputError for a timeframe the suite does not build
         self.ctx = ctx
-        self._specs = [vwap(by="day") if spec == "vwap" else spec for spec in indicators]
+        self._specs = [vwap(by="day") if isinstance(spec, str) and spec == "vwap" else spec for spec in indicators]
         self._closed: tuple[tuple[int, datetime | None], pl.DataFrame] | None = None  # (its key, closed bars)
         empty = add_indicators(_with_day(ctx.data.bars.frame(name, 0)), *self._specs)  # InputError if unknown
         lines = [c for c in empty.columns if c not in ("timestamp", "day", *BASE)]
@@ -128,7 +128,7 @@ class Chart(LabWidget):
         self._greeted = True
         self._since, self._origin_ms = None, None
         self._fills.clear()
-        series = [{"name": name, "pane": 1 if name.startswith(OSCILLATORS) else 0} for name in self.lines]
+        series = [{"name": name, "pane": _pane(name)} for name in self.lines]
         content, buffers = self._table(self._shown())
         content.update(kind="state", seq=self._seq, series=series, limit=self.bars,
                        markers=list(self._markers.values()), avg_price=self.ctx.positions.average_price)
@@ -200,6 +200,12 @@ class Chart(LabWidget):
     def _trim_markers(self) -> None:
         while len(self._markers) > MAX_MARKERS:
             self._markers.popitem(last=False)
+
+
+def _pane(line: str) -> int:
+    """0 for a line drawn over the candles, 1 for one in the pane below: pxkit's oscillators and the TA-Lib
+    outputs not on the price's scale."""
+    return 1 if line.startswith(OSCILLATORS) or on_price_scale(line) is False else 0
 
 
 def _check_zone(name: object) -> None:
