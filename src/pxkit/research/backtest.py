@@ -25,6 +25,7 @@ from .stepping import Settle, Stepper, check_step, routed
 from .strategy import Strategy, StrategyRunner
 
 _SEARCH_TAIL = timedelta(minutes=1)
+_UNLIMITED = (1_000_000_000, 1.0)  # the in-process gateway limits no rate, and wall-clock windows mean nothing here
 
 
 def window(day: date | str | None, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -120,7 +121,8 @@ async def backtest(strategy: Strategy, symbols: str | Sequence[str], *, day: dat
     sim = Simulator(SimConfig(seed=seed, trades_per_minute=trades_per_minute, step_seconds=step), SimClock(start))
     gateway = InProcessGateway(sim)
     config = ProjectXConfig.for_simulator(f"http://backtest-{seed}.invalid", gateway.credentials.user_name,
-                                          gateway.credentials.api_key)
+                                          gateway.credentials.api_key, general_rate_limit=_UNLIMITED,
+                                          history_rate_limit=_UNLIMITED)
     client = ProjectX(config, transport=gateway.transport())
     link = functools.partial(InProcessLink, gateway=gateway, clock=lambda: sim.clock.now_us() / 1e6)
     realtime = ProjectXRealtimeClient(config, client.tokens, rest=client, link=link)
