@@ -116,11 +116,13 @@ def _module_level_imports(module: Path) -> set[str]:
     return _imports(module, [n for n in ast.walk(tree) if id(n) not in skipped])
 
 
-def test_only_the_suite_and_the_cli_start_the_simulator_and_only_when_asked() -> None:
-    starters = {m.name for m in MODULES if _top(m) != "sim" and "sim" in _imports(m)}
+def test_only_the_suite_the_cli_and_research_start_the_simulator_and_only_when_asked() -> None:
+    starters = {m.name for m in MODULES if _top(m) not in ("sim", "research") and "sim" in _imports(m)}
     assert starters == {"suite.py", "cli.py"}
-    eager = [m.name for m in MODULES if _top(m) != "sim" and "sim" in _module_level_imports(m)]
+    eager = [m.name for m in MODULES if _top(m) not in ("sim", "research") and "sim" in _module_level_imports(m)]
     assert eager == [], f"imports the simulator at module level: {eager}"
+    # research backtests on the simulator; nothing below it imports research, and `import pxkit` does not load it
+    assert not [m.name for m in MODULES if _top(m) != "research" and "research" in _module_level_imports(m)]
 
 
 def test_public_names_are_sorted_and_importable() -> None:

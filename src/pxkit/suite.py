@@ -72,6 +72,7 @@ class SuiteOptions:
     max_ahead: float = 60.0  # seconds a market stamp may be ahead of the exchange clock before it is quarantined
     bar_close_grace: float = 1.0  # seconds a bar stays open after its end, for trades still in flight
     timer_interval: float = 0.25
+    timers: bool = True  # False: the caller closes bars and watches feeds by calling `tick()` (a virtual clock)
 
 
 class TradingSuite:
@@ -153,16 +154,28 @@ class TradingSuite:
                             if options.risk is not None and "risk_manager" in options.features else "")
                 config = ProjectXConfig.for_simulator(sim.base_url)
         client = ProjectX(config)
+        try:
+            realtime = ProjectXRealtimeClient(config, client.tokens, settings=link_settings, rest=client)
+        except BaseException:
+            await client.close()
+            raise
+        if clock is None:
+            clock = sim.sim.clock.now if sim is not None else client.gateway_now
+        return await cls.assemble(client, realtime, symbols, options, clock=clock, sim=sim)
+
+    @classmethod
+    async def assemble(cls, client: ProjectX, realtime: ProjectXRealtimeClient, symbols: Sequence[str],
+                       options: SuiteOptions, *, clock: Callable[[], datetime], sim: SimServer | None = None
+                       ) -> TradingSuite:
+        """A suite on a client and realtime client made by the caller (which the suite then owns and closes):
+        authenticate, connect, subscribe and build the instruments; `sim` is stopped with the suite."""
         suite: TradingSuite | None = None
         try:
             account = await client.authenticate()
-            realtime = ProjectXRealtimeClient(config, client.tokens, settings=link_settings, rest=client)
-            if clock is None:
-                clock = sim.sim.clock.now if sim is not None else client.gateway_now
             router = Router(account, EventBus("suite"), clock)
-            _warn_if_running(account, symbols)
+            _warn_if_running(client, account, symbols)
             suite = cls(client, realtime, router, options, clock=clock, sim=sim)
-            await suite._open(symbols)
+            await suite._open(list(symbols))
             _LIVE.add(suite)
             return suite
         except BaseException:
@@ -204,7 +217,8 @@ class TradingSuite:
         if self.risk is not None:
             await self.risk.start(self.contexts, self.event_bus)
         self.event_bus.on(EventType.RECONNECTED, self._reconnected)
-        self._tasks.append(asyncio.create_task(self._run_timers(), name="pxkit-timers"))
+        if self.options.timers:
+            self._tasks.append(asyncio.create_task(self._run_timers(), name="pxkit-timers"))
 
     def _failed(self, symbol: str, error: BaseException) -> None:
         if not isinstance(error, PxError):
@@ -454,10 +468,10 @@ def live_suites() -> list[TradingSuite]:
     return list(_LIVE)
 
 
-def _warn_if_running(account: Account, symbols: Sequence[str]) -> None:
+def _warn_if_running(client: ProjectX, account: Account, symbols: Sequence[str]) -> None:
     """Warn when this process already runs a suite on the account: a second one doubles connections and events."""
     for other in _LIVE:
-        if other.router.account.id == account.id:
+        if other.router.account.id == account.id and other.client.config.api_url == client.config.api_url:
             log.warning("another suite already runs on account %s (%d) in this process, on %s; close it with "
                         "`await suite.close()` unless a second one is meant", other.router.account.name,
                         account.id, ", ".join(other.contexts))

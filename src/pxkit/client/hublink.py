@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from signalrcore.messages.message_type import MessageType
@@ -47,6 +47,27 @@ class LinkSettings:
     backoff: Sequence[float] = DEFAULT_BACKOFF  # delays between attempts; the last one repeats
     max_attempts: int | None = None  # None: retry for ever
     stop_timeout: float = 0.8  # budget for each of the two waits of a teardown (start in flight, stop)
+
+
+class Link(Protocol):
+    """What the realtime client needs of a hub link: HubLink over SignalR, or a link to an in-process gateway.
+
+    It is built as `HubLink` is (name, url, token getter and the on_* callbacks) and reports what it receives
+    through `on_messages(received_at, [(target, arguments), ...])` on the loop's thread.
+    """
+
+    bad_records: int
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def reconnect(self) -> None: ...
+
+    async def invoke(self, method: str, *args: Any) -> Any: ...
 
 
 class HubLink:

@@ -34,7 +34,7 @@ from ..messages import (
     UserTradePushed,
 )
 from .auth import TokenManager
-from .hublink import HubLink, LinkSettings
+from .hublink import HubLink, Link, LinkSettings
 from .reconcile import StateReconciler, SyncedState, UserStateSource
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,13 @@ class ProjectXRealtimeClient:
     """Both hubs behind one asyncio facade: connect, subscribe, stream, and never lose a subscription."""
 
     def __init__(self, config: ProjectXConfig, tokens: TokenManager, *, settings: LinkSettings | None = None,
-                 rest: UserStateSource | None = None) -> None:
+                 rest: UserStateSource | None = None, link: Callable[..., Link] = HubLink) -> None:
         self.tokens = tokens
         self.rest = rest
         settings = settings or LinkSettings()
-        self.links = {
-            hub: HubLink(hub, url, tokens.get, on_messages=self._handler(hub), on_ready=self._ready(hub),
-                         on_state=self._state_changed, on_unauthorized=tokens.renew, settings=settings)
+        self.links: dict[str, Link] = {
+            hub: link(hub, url, tokens.get, on_messages=self._handler(hub), on_ready=self._ready(hub),
+                      on_state=self._state_changed, on_unauthorized=tokens.renew, settings=settings)
             for hub, url in ((USER, config.user_hub_url), (MARKET, config.market_hub_url))
         }
         self._accounts: list[int] = []
@@ -69,6 +69,7 @@ class ProjectXRealtimeClient:
         self._ignored: Counter[str] = Counter()  # by "hub.target": pushes of targets this client does not know
         self._received: Counter[type] = Counter()  # decoded user pushes by model type
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.invocations = 0  # hub invocations handed over by the links, decodable or not
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -263,6 +264,11 @@ class ProjectXRealtimeClient:
             for hub in hubs:
                 self._queues[hub].remove(queue)
 
+    def backlog(self) -> int:
+        """Messages published to streams and not yet taken from them (0: every stream has caught up)."""
+        queues = {id(q): q for hub in self._queues.values() for q in hub}
+        return sum(q.qsize() for q in queues.values())
+
     def _call(self, callback: Callable[..., Any], *args: Any) -> None:
         try:
             result = callback(*args)
@@ -296,6 +302,7 @@ class ProjectXRealtimeClient:
         bad_record = {target: functools.partial(self._undecodable, hub, target) for target in known}
 
         def handle(received: float, events: list[tuple[str, list[Any]]]) -> None:
+            self.invocations += len(events)
             for target, args in events:  # one by one: a bad push never costs the others of its frame
                 if target not in known:
                     self._ignore(hub, target)

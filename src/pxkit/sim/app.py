@@ -6,16 +6,16 @@ import asyncio
 import math
 from dataclasses import dataclass
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from ..codec import envelope, failure
 from .auth import Credentials, TokenIssuer
 from .binding import BindingError, bind, is_json, read_json
-from .engine import Simulator
+from .engine import Simulator, Subscriber
 from .faults import RestFaults, mix_timestamp_shapes
-from .hub import MAX_BACKLOG, Hub, HubConnection, HubMethodError
+from .hub import MAX_BACKLOG, Hub, HubMethodError
 from .ratelimit import Limit, SlidingWindows
 from .rest import GatewayApi, Route
 
@@ -41,6 +41,12 @@ _MARKET_METHODS = {
 }
 
 
+class HubCaller(Subscriber, Protocol):
+    """Who invokes a hub method: a connection that receives pushes, acting for `user` (None: nobody)."""
+
+    user: str | None
+
+
 @dataclass(slots=True)
 class LoggedRequest:
     """One REST request as the simulator received it; `status` is what it answered (0 = connection dropped)."""
@@ -58,6 +64,12 @@ class HubSettings:
     client_timeout: float = 30.0
     coalesce: bool = True
     max_backlog: int = MAX_BACKLOG  # characters queued for one client before it is dropped as too slow
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header ("" for none)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _problem(errors: dict[str, list[str]]) -> web.Response:
@@ -91,9 +103,9 @@ class GatewayApp:
         self.requests: list[LoggedRequest] = []
         timing = {"ping_interval": hubs.ping_interval, "client_timeout": hubs.client_timeout,
                   "coalesce": hubs.coalesce, "max_backlog": hubs.max_backlog}
-        self.user_hub = Hub("user", invoke=self._user_invoke, authorize=self.tokens.user_of,
+        self.user_hub = Hub("user", invoke=self.user_invoke, authorize=self.tokens.user_of,
                             on_disconnect=sim.drop_subscriber, **timing)
-        self.market_hub = Hub("market", invoke=self._market_invoke, authorize=self.tokens.user_of,
+        self.market_hub = Hub("market", invoke=self.market_invoke, authorize=self.tokens.user_of,
                               on_disconnect=sim.drop_subscriber, **timing)
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         for route in self.api.routes:
@@ -142,8 +154,7 @@ class GatewayApp:
             if self.faults.reject_retry_after is not None:
                 headers["Retry-After"] = str(math.ceil(self.faults.reject_retry_after))
             return web.Response(status=self.faults.reject_status, headers=headers)
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else ""
+        token = bearer(request.headers.get("Authorization"))
         user = self.tokens.user_of(token)
         if route.authenticated:
             if user is None:
@@ -153,24 +164,28 @@ class GatewayApp:
                 return web.Response(status=429, headers={"Retry-After": str(math.ceil(wait))})
         body: Any = token
         if route.body is not None:
-            body = self._bound(route.body, request, document, malformed)
+            body = self.bound(route.body, request.headers.get("Content-Type"), document, malformed)
             if isinstance(body, web.Response):
                 return body
+        return web.json_response(self.respond(route, user, body))
+
+    def respond(self, route: Route, user: str | None, body: Any) -> dict[str, Any]:
+        """The JSON answer to a request admitted and bound for `route`, made by `user` (None: no valid token)."""
         if route.authenticated and user != self.owner:
             refusal = self._not_theirs(route, body)
             if refusal is not None:
-                return web.json_response(refusal)
+                return refusal
         if self.sim.clock.realtime:
             self.sim.step()  # bring the market up to now before acting on it
         answer = self.api.handle(route, body)
         if self.faults.timestamp_shapes:
             answer = mix_timestamp_shapes(answer)
-        return web.json_response(answer)
+        return answer
 
     @staticmethod
-    def _bound(model: type, request: web.Request, document: Any, malformed: BindingError | None) -> Any:
-        """The request model a body binds to, or the 415 / 400 answer when it does not."""
-        if not is_json(request.headers.get("Content-Type")):
+    def bound(model: type, content_type: str | None, document: Any, malformed: BindingError | None) -> Any:
+        """The request model a body (`document`, or why it is `malformed`) binds to, or the 415 / 400 answer."""
+        if not is_json(content_type):
             return _unsupported_media_type()
         error = malformed
         if error is None:
@@ -194,7 +209,7 @@ class GatewayApp:
 
     # ------------------------------------------------------------------ hubs
 
-    def _user_invoke(self, conn: HubConnection, target: str, args: list[Any]) -> None:
+    def user_invoke(self, conn: HubCaller, target: str, args: list[Any]) -> None:
         subscribe, topic, takes_arg = self._method(_USER_METHODS, target, args)
         accounts = self.sim.exchange.ledger.accounts if conn.user == self.owner else {}
         if takes_arg:
@@ -206,7 +221,7 @@ class GatewayApp:
             keys = list(accounts)
         self._apply(subscribe, topic, keys, conn)
 
-    def _market_invoke(self, conn: HubConnection, target: str, args: list[Any]) -> None:
+    def market_invoke(self, conn: HubCaller, target: str, args: list[Any]) -> None:
         subscribe, topic, _ = self._method(_MARKET_METHODS, target, args)
         contract_id = args[0]
         if not isinstance(contract_id, str) or self.sim.market.contract(contract_id) is None:
@@ -224,7 +239,7 @@ class GatewayApp:
                                  f"but target expects {expected}.")
         return spec
 
-    def _apply(self, subscribe: bool, topic: str, keys: list[Any], conn: HubConnection) -> None:
+    def _apply(self, subscribe: bool, topic: str, keys: list[Any], conn: HubCaller) -> None:
         if self.sim.clock.realtime:
             self.sim.step()
         for key in keys:
