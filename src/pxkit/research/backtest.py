@@ -4,6 +4,7 @@ and matching engine of a live run, in-process on a virtual clock, as fast as the
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,7 +20,9 @@ from ..sim.clock import DEFAULT_START, SimClock
 from ..sim.engine import SimConfig, Simulator
 from ..sim.inprocess import InProcessGateway
 from ..suite import SuiteOptions, TradingSuite
+from ..times import to_us
 from .links import InProcessLink
+from .replay import check_replayed, replay_into
 from .results import BacktestResult, EquityCurve, orders_frame, summary, trades_frame
 from .stepping import Settle, Stepper, check_step, routed
 from .strategy import Strategy, StrategyRunner
@@ -100,10 +103,12 @@ async def run_stepped(strategy: Strategy, suite: TradingSuite, sim: Simulator, s
 
 async def backtest(strategy: Strategy, symbols: str | Sequence[str], *, day: date | str | None = None,
                    start: datetime | None = None, end: datetime | None = None, seed: int = 1, step: float = 0.25,
-                   timeframes: Sequence[str] = (), trades_per_minute: float = 60.0) -> BacktestResult:
+                   timeframes: Sequence[str] = (), trades_per_minute: float = 60.0,
+                   recording: str | os.PathLike[str] | None = None) -> BacktestResult:
     """Backtest `strategy` on `symbols` over one trading day (`day`, default the simulator's default day) or
     [start, end) of the simulator's market with `seed` (`trades_per_minute` per instrument on average),
-    stepping its clock by `step` seconds.
+    stepping its clock by `step` seconds. With `recording` (a directory `suite.record` or `pxkit record` wrote)
+    the recorded prints are the market instead, from the first of them if the window starts earlier.
 
     >>> result = await backtest(MyStrategy(fast=5), ["MNQ", "MGC"], day="2026-03-03")  # doctest: +SKIP
     """
@@ -119,6 +124,9 @@ async def backtest(strategy: Strategy, symbols: str | Sequence[str], *, day: dat
         raise InputError(f"trades_per_minute must be a number from 1 to 100,000, got {trades_per_minute!r}")
     options = suite_options(strategy, start, end, timeframes)
     sim = Simulator(SimConfig(seed=seed, trades_per_minute=trades_per_minute, step_seconds=step), SimClock(start))
+    if recording is not None:
+        start = replay_into(sim.market, recording, start, end)
+        sim.clock.set(to_us(start))
     gateway = InProcessGateway(sim)
     config = ProjectXConfig.for_simulator(f"http://backtest-{seed}.invalid", gateway.credentials.user_name,
                                           gateway.credentials.api_key, general_rate_limit=_UNLIMITED,
@@ -130,6 +138,8 @@ async def backtest(strategy: Strategy, symbols: str | Sequence[str], *, day: dat
     try:
         if suite.failures:
             raise InputError("; ".join(f"{s}: {e}" for s, e in suite.failures.items()))
+        if recording is not None:
+            check_replayed(sim.market, {symbol: ctx.instrument_info.id for symbol, ctx in suite.items()})
         return await run_stepped(strategy, suite, sim, functools.partial(routed, realtime), end=end, step=step,
                                  seed=seed)
     finally:

@@ -28,6 +28,7 @@ from .instruments import (
     parse_contract_id,
 )
 from .pricepath import DAY_US, EPOCH_US, MAX_DAYS, BarArrays, PricePath, Ticks, bucket_starts
+from .replayed import ReplayedPath
 
 _MASK = 0xFFFFFFFF
 _PATHS_KEPT = 48  # contract paths cached at once: every listed contract (3 per product at most) and a few more
@@ -99,6 +100,7 @@ class Market:
         self._now_us = now if callable(now) else functools.partial(to_us, now)
         self._book = functools.lru_cache(maxsize=512)(self._build_book)  # recent books of the streamed contracts
         self._path = functools.lru_cache(maxsize=_PATHS_KEPT)(self._build_path)
+        self.replayed: dict[str, ReplayedPath] = {}  # contract id -> recorded prints standing in for its path
 
     # ------------------------------------------------------------------ contracts
 
@@ -133,10 +135,24 @@ class Market:
         return parsed[0]
 
     def path(self, contract_id: str) -> PricePath:
+        replayed = self.replayed.get(contract_id)
+        if replayed is not None:
+            return replayed
         parsed = parse_contract_id(contract_id)
         if parsed is None:
             raise KeyError(contract_id)
         return self._path(parsed[0].root, parsed[1])
+
+    def replay(self, contract_id: str, times_us: np.ndarray, prices: np.ndarray, sizes: np.ndarray,
+               sides: np.ndarray) -> ReplayedPath:
+        """Let recorded prints (prices in money, time order) be a contract's market from now on: its trades,
+        quotes, book, history and fills follow them."""
+        spec = self.spec(contract_id)
+        in_ticks = np.rint(np.asarray(prices) / spec.tick_size).astype(np.int64)
+        ticks = Ticks(np.asarray(times_us, dtype=np.int64), in_ticks, np.asarray(sizes, dtype=np.int64),
+                      np.asarray(sides, dtype=np.int8))
+        path = self.replayed[contract_id] = ReplayedPath(spec, ticks)
+        return path
 
     def _build_path(self, root: str, expiry: Expiry) -> PricePath:
         index = _INDEX[root]
