@@ -34,7 +34,7 @@ def _values(frame: pl.DataFrame) -> alt.Data:
 def report(result: Reported) -> alt.VConcatChart:
     """Equity curve, drawdown under it, then each instrument's 1-min closes with its buys and sells marked."""
     equity = result.equity.with_columns(drawdown=pl.col("equity") - pl.col("equity").cum_max())
-    x = alt.X("timestamp:T", title=None)
+    x = alt.X("timestamp:T", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%m-%d %H:%M", title="UTC"))
     curve = alt.Chart(_values(equity), height=180, width=WIDTH, title=f"{result.strategy} equity").mark_line(
         color=LINE).encode(x, alt.Y("equity:Q", title="equity", scale=alt.Scale(zero=False)),
                            tooltip=["timestamp:T", alt.Tooltip("net:Q", format="+,.2f"), "fees:Q"])
@@ -51,7 +51,8 @@ def report(result: Reported) -> alt.VConcatChart:
             color=alt.Color("side:N", scale=alt.Scale(domain=["BUY", "SELL"], range=[UP, DOWN]), title="fill"),
             shape=alt.Shape("side:N", scale=alt.Scale(domain=["BUY", "SELL"], range=["triangle-up",
                                                                                    "triangle-down"])),
-            tooltip=["timestamp:T", "side:N", "size:Q", "price:Q", alt.Tooltip("pnl:Q", format="+,.2f")])
+            tooltip=[alt.Tooltip("timestamp:T", format="%H:%M:%S.%L"), "side:N", "size:Q", "price:Q",
+                     alt.Tooltip("pnl:Q", format="+,.2f")])
         rows.append(alt.layer(line, marks, height=160, width=WIDTH))
     return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
 
@@ -67,7 +68,7 @@ def heatmap(frame: pl.DataFrame, x: str, y: str, metric: str = "net_pnl", *, agg
     cells = frame.group_by(x, y).agg(getattr(pl.col(metric), agg)()).sort(x, y)
     top = float(cells[metric].abs().max() or 1.0)
     base = alt.Chart(_values(cells), title=f"{metric} ({agg} over days)").encode(
-        alt.X(f"{x}:O", title=x), alt.Y(f"{y}:O", title=y, sort="descending"))
+        alt.X(f"{x}:O", title=x, axis=alt.Axis(labelAngle=0)), alt.Y(f"{y}:O", title=y, sort="descending"))
     rect = base.mark_rect().encode(color=alt.Color(f"{metric}:Q", title=metric, scale=alt.Scale(
         domain=[-top, 0, top], range=[DOWN, "#2b3039", UP])), tooltip=[f"{x}:O", f"{y}:O", f"{metric}:Q"])
     text = base.mark_text(color="white", fontSize=11).encode(text=alt.Text(f"{metric}:Q", format=",.0f"))

@@ -85,7 +85,8 @@ async def sweep(strategy: type[Strategy], grid: Mapping[str, Sequence[Any]], day
     BacktestResult.stats, in grid order then day order.
 
     `scheduler` is a Dask scheduler address; without it a LocalCluster of `workers` processes runs on this
-    machine for the sweep. `progress` shows a bar (default: in a notebook).
+    machine for the sweep (its workers are spawned processes: in a script, call it under
+    `if __name__ == "__main__":`). `progress` shows a bar (default: in a notebook).
     """
     points = grid_points(strategy, grid)
     windows = day_windows(days, between)
