@@ -68,6 +68,11 @@ def from_us(value: int) -> datetime:
     return UNIX_EPOCH + timedelta(microseconds=int(value))
 
 
+def format_us(value: int) -> str:
+    """Microseconds since the Unix epoch in the gateway's shape (`format_ts`'s `offset`), without a timezone step."""
+    return (UNIX_EPOCH + timedelta(microseconds=value)).isoformat(timespec="microseconds")
+
+
 def format_ts(value: datetime, style: str = "offset") -> str:
     """Format a UTC datetime: `offset` (+00:00), `z`, `naive` or `millis` (+00:00, 3 digits).
 

@@ -10,7 +10,7 @@ import numpy as np
 from ..codec import to_wire
 from ..enums import DomType
 from ..models import DepthEntry
-from ..times import format_ts, from_us
+from ..times import format_us, from_us
 from .market import Book, Market
 from .pricepath import Ticks, trading_day_bounds
 
@@ -113,7 +113,7 @@ class MarketFeed:
         sides = ticks.side.tolist()
         trade_pushes: list[list[dict[str, Any]]] = []
         if trades:  # timestamps are formatted only for what is sent
-            times = [format_ts(from_us(t)) for t in ticks.time.tolist()]
+            times = [format_us(t) for t in ticks.time.tolist()]
             price_values = market.prices(contract_id, ticks.price)
             records = [
                 {"symbolId": symbol_id, "price": p, "timestamp": ts, "type": s, "volume": v}
@@ -126,7 +126,7 @@ class MarketFeed:
         if depth:
             fresh = self._roll_session(live, ticks)
             depth_pushes = _chunks(self._depth_changes(contract_id, live, book, prices[fresh:], sizes[fresh:],
-                                                      format_ts(from_us(last_us))),
+                                                      format_us(last_us)),
                                    self.max_batch)
         live.book = book
         quote = self._quote_changes(contract_id, live, last_us) if quotes else None
